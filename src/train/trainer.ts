@@ -1,0 +1,547 @@
+/**
+ * One trial: pretrain the CNN, then train the CNN+GRU from its conv weights, keep each
+ * phase's best weights by val sequence accuracy, stop early on patience, and write the
+ * final model, metrics and per-character probabilities.
+ *
+ * The loop is written out (not `model.fit`) because it must accumulate gradients over
+ * micro-batches (the wasm heap cannot hold the full model at batch 32), checkpoint the
+ * optimizer and the data order after every epoch, and resume to the same result.
+ *
+ * Determinism: the data order is a function of (seed, phase, epoch); dropout masks of
+ * (seed, step); the optimizer state is saved exactly. A trial killed after epoch e and
+ * resumed runs epochs e+1.. exactly as an uninterrupted run would.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from './tf.ts';
+import { tfl } from './tf.ts';
+import { fileUrl, loadNamedTensors, registerFileRouter, saveNamedTensors, writeFileAtomic } from './io.ts';
+import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, type ModelSpec } from './model.ts';
+import type { TrainParams } from './params.ts';
+
+export type Phase = 'pretrain' | 'gru';
+
+export interface TrainBatch {
+  /** n images, NHWC float32 in [0, 1]. */
+  x: Float32Array;
+  /** n * length class indices. */
+  y: Int32Array;
+  n: number;
+}
+
+/** What the trainer needs from a dataset. */
+export interface TrainSet {
+  readonly size: number;
+  /** One epoch of batches; when shuffled, the order is a pure function of (seed, epoch). */
+  batches(o: { batchSize: number; shuffle: boolean; seed: number; epoch: number; dropRemainder?: boolean }): AsyncIterable<TrainBatch>;
+  /** Per-item file names and labels, in unshuffled order (saved with predictions). */
+  readonly files: readonly string[];
+  readonly labels: readonly string[];
+}
+
+export interface EpochMetrics {
+  phase: Phase;
+  epoch: number;
+  loss: number;
+  char_acc: number;
+  seq_acc: number;
+  val_loss: number;
+  val_char_acc: number;
+  val_seq_acc: number;
+  images_per_s: number;
+  seconds: number;
+}
+
+export interface BatchProgress {
+  phase: Phase;
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number;
+}
+
+/** Callbacks the worker and the CLI use to log and display; the trainer awaits them. */
+export interface TrainerEvents {
+  log?(message: string): void;
+  phaseStart?(phase: Phase, epochs: number, startEpoch: number): void;
+  batchEnd?(p: BatchProgress): void;
+  epochEnd?(m: EpochMetrics): void | Promise<void>;
+  checkpoint?(c: { phase: Phase; epoch: number; dir: string }): void | Promise<void>;
+}
+
+export interface TrainInput {
+  params: TrainParams;
+  /** The active tfjs backend name ('wasm', 'tensorflow', 'cpu', ...); stored with the run. */
+  backend: string;
+  data: { train: TrainSet; val: TrainSet; test?: TrainSet };
+  shape: { height: number; width: number; length: number; classes: number };
+  outDir: string;
+  events?: TrainerEvents;
+  /** Aborting ends the trial after the running epoch has been checkpointed. */
+  signal?: AbortSignal;
+}
+
+export interface EvalMetrics {
+  loss: number;
+  char_acc: number;
+  seq_acc: number;
+}
+
+export interface TrialResult {
+  val_seq_acc: number;
+  val_char_acc: number;
+  val_loss: number;
+  test_seq_acc: number | null;
+  test_char_acc: number | null;
+  test_loss: number | null;
+  backend: string;
+  images_per_s: number;
+  seconds: number;
+  parameter_count: number;
+  best: Partial<Record<Phase, { epoch: number; val_seq_acc: number; val_loss: number }>>;
+  epochs_run: Record<Phase, number>;
+  model_dir: string;
+  predictions: { val: string; test: string | null };
+  params: TrainParams;
+}
+
+export class DivergedError extends Error {
+  constructor(readonly phase: Phase, readonly epoch: number, readonly loss: number) {
+    super(`training diverged: loss ${loss} in ${phase} epoch ${epoch + 1}`);
+    this.name = 'DivergedError';
+  }
+}
+
+export class TrainingAborted extends Error {
+  constructor(readonly phase: Phase, readonly epoch: number) {
+    super(`training stopped after ${phase} epoch ${epoch + 1} (checkpointed)`);
+    this.name = 'TrainingAborted';
+  }
+}
+
+interface BestRecord {
+  epoch: number;
+  val_seq_acc: number;
+  val_loss: number;
+  dir: string;
+}
+
+/** Everything needed to resume; written atomically after every epoch. */
+interface TrainerState {
+  version: 1;
+  params: TrainParams;
+  phase: Phase | 'done';
+  /** Next epoch to run in `phase`. */
+  epoch: number;
+  /** Optimizer steps taken in `phase` (dropout seeds derive from it). */
+  step: number;
+  /** Epochs since the phase's best. */
+  sinceBest: number;
+  best: Partial<Record<Phase, BestRecord>>;
+  history: EpochMetrics[];
+  /** Directory (under checkpoints/) holding the model and optimizer to resume from. */
+  checkpoint: string | null;
+  /** Adam's running beta powers, restored exactly (recomputing them rounds differently). */
+  adamBetaPowers: [number, number] | null;
+  trainSeconds: number;
+  trainImages: number;
+}
+
+const STATE_FILE = 'state.json';
+
+function sameParams(a: TrainParams, b: TrainParams): boolean {
+  return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+}
+
+export function microBatchFor(params: TrainParams, backend: string): number {
+  if (params.micro_batch > 0) return Math.min(params.micro_batch, params.batch_size);
+  // The wasm heap holds about 8 full-width images' activations and gradients; memory scales
+  // roughly with the filter multiplier.
+  if (backend === 'wasm' || backend === 'cpu') {
+    return Math.max(1, Math.min(params.batch_size, Math.floor(8 / params.width)));
+  }
+  return params.batch_size;
+}
+
+function dropoutLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
+  return model.layers.filter((l) => l.getClassName() === 'Dropout');
+}
+
+/** Dropout masks are drawn from a seed per (trial seed, step, layer) so a resumed run draws the same. */
+function seedDropout(layers: tfl.layers.Layer[], seed: number, phase: Phase, step: number): void {
+  const base = (seed * 7919 + (phase === 'gru' ? 1 : 0) * 104729 + step * 31) >>> 0;
+  layers.forEach((l, i) => {
+    (l as unknown as { seed: number }).seed = base + i;
+  });
+}
+
+function ceLoss(outputs: tf.Tensor[], yOneHot: tf.Tensor): tf.Scalar {
+  // Keras' categorical cross-entropy on softmax outputs: clip, log, sum over heads.
+  const probs = tf.stack(outputs, 1);
+  const logp = tf.log(tf.clipByValue(probs, 1e-7, 1 - 1e-7));
+  return tf.neg(tf.sum(tf.mul(yOneHot, logp)));
+}
+
+/** Counts correct characters and all-correct sequences of one (micro-)batch. */
+function countCorrect(argmax: Int32Array | Float32Array | Uint8Array, y: Int32Array, n: number, length: number): { chars: number; seqs: number } {
+  let chars = 0;
+  let seqs = 0;
+  for (let i = 0; i < n; i++) {
+    let all = true;
+    for (let j = 0; j < length; j++) {
+      if (argmax[i * length + j] === y[i * length + j]) chars++;
+      else all = false;
+    }
+    if (all) seqs++;
+  }
+  return { chars, seqs };
+}
+
+function oneHot(y: Int32Array, n: number, length: number, classes: number): tf.Tensor3D {
+  return tf.tidy(() => tf.oneHot(tf.tensor1d(y, 'int32'), classes).reshape([n, length, classes]) as tf.Tensor3D);
+}
+
+function imageTensor(x: Float32Array, n: number, shape: TrainInput['shape']): tf.Tensor4D {
+  return tf.tensor4d(x, [n, shape.height, shape.width, 3]);
+}
+
+class Trial {
+  private readonly spec: ModelSpec;
+  private readonly micro: number;
+  private readonly ckptRoot: string;
+  private state!: TrainerState;
+
+  constructor(private readonly input: TrainInput) {
+    const { params, shape, backend } = input;
+    this.spec = {
+      kernel_size: params.kernel_size,
+      alpha: params.alpha,
+      dropout: params.dropout,
+      width: params.width,
+      seed: params.seed,
+      height: shape.height,
+      imageWidth: shape.width,
+      length: shape.length,
+      classes: shape.classes,
+    };
+    this.micro = microBatchFor(params, backend);
+    this.ckptRoot = join(input.outDir, 'checkpoints');
+  }
+
+  private log(msg: string): void {
+    this.input.events?.log?.(msg);
+  }
+
+  private loadState(): TrainerState | null {
+    const path = join(this.ckptRoot, STATE_FILE);
+    if (!existsSync(path)) return null;
+    const state = JSON.parse(readFileSync(path, 'utf8')) as TrainerState;
+    if (!sameParams(state.params, this.input.params)) {
+      throw new Error(`${this.input.outDir} holds a checkpoint of a trial with other parameters; use another --out`);
+    }
+    return state;
+  }
+
+  private freshState(): TrainerState {
+    return {
+      version: 1,
+      params: this.input.params,
+      phase: this.input.params.pretrain_epochs > 0 ? 'pretrain' : 'gru',
+      epoch: 0,
+      step: 0,
+      sinceBest: 0,
+      best: {},
+      history: [],
+      checkpoint: null,
+      adamBetaPowers: null,
+      trainSeconds: 0,
+      trainImages: 0,
+    };
+  }
+
+  private async writeState(): Promise<void> {
+    writeFileAtomic(join(this.ckptRoot, STATE_FILE), JSON.stringify(this.state, null, 1));
+    // Directories no longer referenced by the state are garbage once the state is durable.
+    const keep = new Set([this.state.checkpoint, ...Object.values(this.state.best).map((b) => b?.dir)]);
+    for (const entry of readdirSync(this.ckptRoot)) {
+      if (entry !== STATE_FILE && !keep.has(entry) && !entry.startsWith('.')) {
+        rmSync(join(this.ckptRoot, entry), { recursive: true, force: true });
+      }
+    }
+  }
+
+  async run(): Promise<TrialResult> {
+    registerFileRouter();
+    mkdirSync(this.ckptRoot, { recursive: true });
+    const resumed = this.loadState();
+    this.state = resumed ?? this.freshState();
+    if (resumed) {
+      this.log(`resuming from ${resumed.phase} epoch ${resumed.epoch + 1} (checkpoint ${resumed.checkpoint ?? 'none'})`);
+    }
+    const { params } = this.input;
+
+    if (this.state.phase === 'pretrain') {
+      const model = buildPretrainModel(this.spec);
+      await this.runPhase('pretrain', model, params.pretrain_epochs);
+      model.dispose();
+      this.state.phase = params.gru_epochs > 0 ? 'gru' : 'done';
+      this.state.epoch = 0;
+      this.state.step = 0;
+      this.state.sinceBest = 0;
+      this.state.checkpoint = null;
+      this.state.adamBetaPowers = null;
+      await this.writeState();
+    }
+    if (this.state.phase === 'gru') {
+      const model = buildGruModel(this.spec);
+      if (this.state.checkpoint === null && this.state.best.pretrain) {
+        const pre = await this.loadModel(this.state.best.pretrain.dir);
+        const copied = copyTrunkWeights(pre, model);
+        pre.dispose();
+        this.log(`gru: copied ${copied} conv/BN layers from pretrain epoch ${this.state.best.pretrain.epoch + 1}`);
+      }
+      await this.runPhase('gru', model, params.gru_epochs);
+      model.dispose();
+      this.state.phase = 'done';
+      this.state.checkpoint = null;
+      this.state.adamBetaPowers = null;
+      await this.writeState();
+    }
+    return this.finish();
+  }
+
+  private async loadModel(dir: string): Promise<tfl.LayersModel> {
+    return tfl.loadLayersModel(fileUrl(join(this.ckptRoot, dir, 'model.json')));
+  }
+
+  private async runPhase(phase: Phase, model: tfl.LayersModel, epochs: number): Promise<void> {
+    const { params, data, events, signal, shape } = this.input;
+    const optimizer = tf.train.adam(params.lr, 0.9, 0.999, 1e-7);
+    if (this.state.checkpoint) {
+      const dir = join(this.ckptRoot, this.state.checkpoint);
+      const saved = await this.loadModel(this.state.checkpoint);
+      model.setWeights(saved.getWeights());
+      saved.dispose();
+      await optimizer.setWeights(loadNamedTensors(dir, 'optimizer'));
+      if (this.state.adamBetaPowers) {
+        const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
+        adam.accBeta1.assign(tf.scalar(this.state.adamBetaPowers[0]));
+        adam.accBeta2.assign(tf.scalar(this.state.adamBetaPowers[1]));
+      }
+    }
+    // Head and GRU variables first: Adam keys its moments by position, and freezing the CNN
+    // drops the trailing (trunk) variables without shifting the others.
+    const trainable = model.trainableWeights;
+    const trunkNames = new Set(model.layers.filter((l) => isTrunkLayer(l.name)).flatMap((l) => l.trainableWeights.map((w) => w.name)));
+    const headVars = trainable.filter((w) => !trunkNames.has(w.name)).map((w) => w.read() as tf.Variable);
+    const trunkVars = trainable.filter((w) => trunkNames.has(w.name)).map((w) => w.read() as tf.Variable);
+    const dropouts = dropoutLayers(model);
+    const batchesPerEpoch = Math.floor(data.train.size / params.batch_size) || 1;
+
+    events?.phaseStart?.(phase, epochs, this.state.epoch);
+    for (let epoch = this.state.epoch; epoch < epochs; epoch++) {
+      if (this.state.sinceBest >= params.patience) break;
+      const frozen = phase === 'gru' && epoch < params.freeze_epochs;
+      const vars = frozen ? headVars : [...headVars, ...trunkVars];
+      const started = performance.now();
+      let lossSum = 0;
+      let seen = 0;
+      let chars = 0;
+      let seqs = 0;
+      let batch = 0;
+      const dropRemainder = data.train.size >= params.batch_size;
+      for await (const b of data.train.batches({ batchSize: params.batch_size, shuffle: true, seed: params.seed * 2 + (phase === 'gru' ? 1 : 0), epoch, dropRemainder })) {
+        seedDropout(dropouts, params.seed, phase, this.state.step);
+        const r = this.step(model, optimizer, vars, b);
+        this.state.step++;
+        if (!Number.isFinite(r.loss)) throw new DivergedError(phase, epoch, r.loss);
+        lossSum += r.loss * b.n;
+        seen += b.n;
+        chars += r.chars;
+        seqs += r.seqs;
+        batch++;
+        events?.batchEnd?.({ phase, epoch, epochs, batch, batches: batchesPerEpoch, loss: lossSum / seen });
+      }
+      const trainSeconds = (performance.now() - started) / 1000;
+      const val = await this.evaluate(model, data.val);
+      const m: EpochMetrics = {
+        phase,
+        epoch,
+        loss: lossSum / seen,
+        char_acc: chars / (seen * shape.length),
+        seq_acc: seqs / seen,
+        val_loss: val.loss,
+        val_char_acc: val.char_acc,
+        val_seq_acc: val.seq_acc,
+        images_per_s: seen / trainSeconds,
+        seconds: (performance.now() - started) / 1000,
+      };
+      this.state.trainSeconds += trainSeconds;
+      this.state.trainImages += seen;
+      this.state.history.push(m);
+
+      // Checkpoint: weights + optimizer into a new directory, then the state that points to it.
+      const ckDir = `${phase}-e${String(epoch + 1).padStart(4, '0')}`;
+      await model.save(fileUrl(join(this.ckptRoot, ckDir)));
+      await saveNamedTensors(join(this.ckptRoot, ckDir), 'optimizer', await optimizer.getWeights());
+      const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
+      this.state.adamBetaPowers = [adam.accBeta1.dataSync()[0], adam.accBeta2.dataSync()[0]];
+      const best = this.state.best[phase];
+      const improved = !best || m.val_seq_acc > best.val_seq_acc || (m.val_seq_acc === best.val_seq_acc && m.val_loss < best.val_loss);
+      if (improved) {
+        this.state.best[phase] = { epoch, val_seq_acc: m.val_seq_acc, val_loss: m.val_loss, dir: ckDir };
+        this.state.sinceBest = 0;
+      } else {
+        this.state.sinceBest++;
+      }
+      this.state.checkpoint = ckDir;
+      this.state.epoch = epoch + 1;
+      await this.writeState();
+      await events?.checkpoint?.({ phase, epoch, dir: join(this.ckptRoot, ckDir) });
+      await events?.epochEnd?.(m);
+      if (signal?.aborted) throw new TrainingAborted(phase, epoch);
+    }
+    optimizer.dispose();
+  }
+
+  /** One optimizer step over a batch, accumulating gradients over micro-batches. */
+  private step(model: tfl.LayersModel, optimizer: tf.Optimizer, vars: tf.Variable[], b: TrainBatch): { loss: number; chars: number; seqs: number } {
+    const { shape, params } = this.input;
+    const pixels = shape.height * shape.width * 3;
+    let grads: tf.Tensor[] | null = null;
+    let loss = 0;
+    let chars = 0;
+    let seqs = 0;
+    for (let s = 0; s < b.n; s += this.micro) {
+      const m = Math.min(this.micro, b.n - s);
+      const y = b.y.subarray(s * shape.length, (s + m) * shape.length);
+      const x = imageTensor(b.x.subarray(s * pixels, (s + m) * pixels), m, shape);
+      const yh = oneHot(y, m, shape.length, shape.classes);
+      let argmax: tf.Tensor | null = null;
+      const { value, grads: g } = tf.variableGrads(() => {
+        const outputs = model.apply(x, { training: true }) as tf.Tensor[];
+        argmax = tf.keep(tf.stack(outputs.map((o) => tf.argMax(o, 1)), 1));
+        // Sum of per-sample losses over the whole batch; the L2 penalty once per batch.
+        let total = tf.div(ceLoss(outputs, yh), b.n);
+        const reg = l2Penalty(model, params.alpha);
+        if (reg) total = tf.add(total, tf.mul(reg, m / b.n));
+        return total as tf.Scalar;
+      }, vars);
+      x.dispose();
+      yh.dispose();
+      loss += value.dataSync()[0];
+      value.dispose();
+      const c = countCorrect((argmax as unknown as tf.Tensor).dataSync() as Int32Array, y, m, shape.length);
+      (argmax as unknown as tf.Tensor).dispose();
+      chars += c.chars;
+      seqs += c.seqs;
+      const list = vars.map((v) => g[v.name]);
+      if (grads === null) {
+        grads = list;
+      } else {
+        const prev: tf.Tensor[] = grads;
+        grads = list.map((t, i) => {
+          const sum = tf.add(prev[i], t);
+          prev[i].dispose();
+          t.dispose();
+          return sum;
+        });
+      }
+    }
+    const named: tf.NamedTensorMap = {};
+    vars.forEach((v, i) => {
+      named[v.name] = grads![i];
+    });
+    optimizer.applyGradients(named);
+    tf.dispose(grads!);
+    return { loss, chars, seqs };
+  }
+
+  /** Loss and accuracy on a set; with `probs`, also every per-character probability. */
+  private async evaluate(model: tfl.LayersModel, set: TrainSet, probs?: Float32Array): Promise<EvalMetrics> {
+    const { shape, params } = this.input;
+    const per = shape.length * shape.classes;
+    let lossSum = 0;
+    let chars = 0;
+    let seqs = 0;
+    let seen = 0;
+    const reg = l2Penalty(model, params.alpha);
+    const regValue = reg ? reg.dataSync()[0] : 0;
+    reg?.dispose();
+    for await (const b of set.batches({ batchSize: Math.max(this.micro, 1), shuffle: false, seed: 0, epoch: 0 })) {
+      const r = tf.tidy(() => {
+        const x = imageTensor(b.x, b.n, shape);
+        const outputs = model.apply(x, { training: false }) as tf.Tensor[];
+        const stacked = tf.stack(outputs, 1);
+        return {
+          loss: ceLoss(outputs, oneHot(b.y, b.n, shape.length, shape.classes)).dataSync()[0],
+          argmax: tf.argMax(stacked, 2).dataSync() as Int32Array,
+          probs: probs ? (stacked.dataSync() as Float32Array) : null,
+        };
+      });
+      if (probs && r.probs) probs.set(r.probs, seen * per);
+      const c = countCorrect(r.argmax, b.y, b.n, shape.length);
+      lossSum += r.loss;
+      chars += c.chars;
+      seqs += c.seqs;
+      seen += b.n;
+    }
+    return { loss: lossSum / seen + regValue, char_acc: chars / (seen * shape.length), seq_acc: seqs / seen };
+  }
+
+  private async finish(): Promise<TrialResult> {
+    const { data, shape, outDir, params, backend } = this.input;
+    const finalPhase: Phase = this.state.best.gru ? 'gru' : 'pretrain';
+    const best = this.state.best[finalPhase];
+    if (!best) throw new Error('no epoch was trained: pretrain_epochs and gru_epochs are both 0');
+    const model = await this.loadModel(best.dir);
+    const modelDir = join(outDir, 'model');
+    await model.save(fileUrl(modelDir));
+
+    const predDir = join(outDir, 'predictions');
+    const per = shape.length * shape.classes;
+    const savePredictions = async (name: string, set: TrainSet) => {
+      const probs = new Float32Array(set.size * per);
+      const metrics = await this.evaluate(model, set, probs);
+      writeFileAtomic(join(predDir, `${name}.probs.f32`), new Uint8Array(probs.buffer));
+      writeFileAtomic(
+        join(predDir, `${name}.json`),
+        JSON.stringify({ shape: [set.size, shape.length, shape.classes], files: set.files, labels: set.labels, metrics }),
+      );
+      return { metrics, path: join(predDir, `${name}.probs.f32`) };
+    };
+    const val = await savePredictions('val', data.val);
+    const test = data.test ? await savePredictions('test', data.test) : null;
+    const epochsRun = { pretrain: 0, gru: 0 };
+    for (const h of this.state.history) epochsRun[h.phase]++;
+    const result: TrialResult = {
+      val_seq_acc: val.metrics.seq_acc,
+      val_char_acc: val.metrics.char_acc,
+      val_loss: val.metrics.loss,
+      test_seq_acc: test?.metrics.seq_acc ?? null,
+      test_char_acc: test?.metrics.char_acc ?? null,
+      test_loss: test?.metrics.loss ?? null,
+      backend,
+      images_per_s: this.state.trainSeconds > 0 ? this.state.trainImages / this.state.trainSeconds : 0,
+      seconds: this.state.history.reduce((s, h) => s + h.seconds, 0),
+      parameter_count: model.countParams(),
+      best: Object.fromEntries(
+        Object.entries(this.state.best).map(([k, v]) => [k, { epoch: v!.epoch, val_seq_acc: v!.val_seq_acc, val_loss: v!.val_loss }]),
+      ),
+      epochs_run: epochsRun,
+      model_dir: modelDir,
+      predictions: { val: val.path, test: test?.path ?? null },
+      params,
+    };
+    model.dispose();
+    writeFileAtomic(join(outDir, 'history.json'), JSON.stringify(this.state.history, null, 1));
+    writeFileAtomic(join(outDir, 'result.json'), JSON.stringify(result, null, 1));
+    return result;
+  }
+}
+
+/** Trains one trial into `outDir`, resuming from its last checkpoint when there is one. */
+export async function trainTrial(input: TrainInput): Promise<TrialResult> {
+  return new Trial(input).run();
+}
