@@ -16,6 +16,7 @@
  */
 import * as tf from './tf.ts';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { Rng } from '../util/rng.ts';
 
 export const BASE_FILTERS = [64, 128, 256, 512] as const;
 export const GRU_UNITS = 128;
@@ -63,8 +64,9 @@ export class ResetAfterGRU extends tfl.layers.Layer {
     const u = this.units;
     this.kernel = this.addWeight('kernel', [inputDim, 3 * u], 'float32',
       tfl.initializers.glorotUniform({ seed: this.seed }));
-    this.recurrentKernel = this.addWeight('recurrent_kernel', [u, 3 * u], 'float32',
-      tfl.initializers.orthogonal({ seed: this.seed + 1 }));
+    // Keras' orthogonal initializer; tfjs-layers' runs a QR in tensor ops, seconds per build.
+    this.recurrentKernel = this.addWeight('recurrent_kernel', [u, 3 * u], 'float32', tfl.initializers.zeros());
+    this.recurrentKernel.write(tf.tensor2d(orthogonalRows(u, 3 * u, this.seed + 1), [u, 3 * u]));
     this.bias = this.addWeight('bias', [2, 3 * u], 'float32', tfl.initializers.zeros());
     this.built = true;
   }
@@ -107,6 +109,31 @@ export class ResetAfterGRU extends tfl.layers.Layer {
   }
 }
 tf.serialization.registerClass(ResetAfterGRU);
+
+/**
+ * A rows x cols matrix with orthonormal rows (rows <= cols), as Keras' Orthogonal draws it:
+ * a Gaussian matrix orthonormalised (Gram-Schmidt here, QR there), signs fixed by R's diagonal.
+ */
+export function orthogonalRows(rows: number, cols: number, seed: number): Float32Array {
+  const rng = new Rng(`orthogonal:${seed}`);
+  const q: Float64Array[] = [];
+  for (let i = 0; i < rows; i++) {
+    const v = Float64Array.from({ length: cols }, () => rng.normal());
+    for (const b of q) {
+      let dot = 0;
+      for (let j = 0; j < cols; j++) dot += v[j] * b[j];
+      for (let j = 0; j < cols; j++) v[j] -= dot * b[j];
+    }
+    let norm = 0;
+    for (let j = 0; j < cols; j++) norm += v[j] * v[j];
+    norm = Math.sqrt(norm);
+    for (let j = 0; j < cols; j++) v[j] /= norm;
+    q.push(v);
+  }
+  const out = new Float32Array(rows * cols);
+  q.forEach((v, i) => out.set(v, i * cols));
+  return out;
+}
 
 /** Keras' `Lambda(lambda x: x[:, i, :])`: one time step of a sequence. */
 export class TimeStep extends tfl.layers.Layer {

@@ -1,0 +1,84 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '../../src/train/tf.ts';
+import '@tensorflow/tfjs-backend-cpu';
+import { buildGruModel, buildPretrainModel, copyTrunkWeights, filtersFor, forwardMacs, isTrunkLayer, type ModelSpec } from '../../src/train/model.ts';
+
+const spec: ModelSpec = { kernel_size: 3, alpha: 1e-4, dropout: 0.2, width: 1, seed: 3, height: 60, imageWidth: 200, length: 6, classes: 36 };
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('the report model', () => {
+  it('has the Keras model parameter count at width 1.0', () => {
+    // Keras count_params() of the report's build_model (kernel 3), by layer:
+    //   conv (k*k*cin*f + f) + BN (4f) for [3->64, 64->64, 64->128, 128->128, ..., 256->512, 512->512]
+    //   = 39,232 + 222,464 + 887,296 + 3,544,064 = 4,693,056
+    //   GRU(128), reset_after=True: 3 * (512*128 + 128*128 + 2*128) = 246,528
+    //   6 x Dense(36): 6 * (128*36 + 36) = 27,864
+    const keras = 4_693_056 + 246_528 + 27_864;
+    const model = buildGruModel(spec);
+    expect(model.countParams()).toBe(keras);
+    model.dispose();
+  });
+
+  it('scales filters with width and keeps the heads', () => {
+    expect(filtersFor(0.25)).toEqual([16, 32, 64, 128]);
+    expect(filtersFor(0.125)).toEqual([8, 16, 32, 64]);
+    const m = buildGruModel({ ...spec, width: 0.125, kernel_size: 5 });
+    expect(m.outputs).toHaveLength(6);
+    const out = m.predict(tf.zeros([2, 60, 200, 3])) as tf.Tensor[];
+    expect(out.map((o) => o.shape)).toEqual(Array(6).fill([2, 36]));
+    // softmax heads
+    expect(Math.abs(out[0].sum(1).dataSync()[0] - 1)).toBeLessThan(1e-5);
+    tf.dispose(out);
+    m.dispose();
+  });
+
+  it('matches the report layer by layer', () => {
+    const m = buildGruModel({ ...spec, width: 0.125 });
+    const kinds = m.layers.map((l) => l.getClassName());
+    expect(kinds.filter((k) => k === 'Conv2D')).toHaveLength(8);
+    expect(kinds.filter((k) => k === 'BatchNormalization')).toHaveLength(8);
+    expect(kinds.filter((k) => k === 'MaxPooling2D')).toHaveLength(3);
+    expect(kinds.filter((k) => k === 'Dropout')).toHaveLength(5);
+    expect(kinds).toContain('GlobalAveragePooling2D');
+    expect(kinds).toContain('RepeatVector');
+    expect(kinds).toContain('ResetAfterGRU');
+    const paddings = m.layers.filter((l) => l.getClassName() === 'Conv2D').map((l) => (l.getConfig() as { padding: string }).padding);
+    expect(paddings).toEqual(['valid', 'same', 'valid', 'same', 'valid', 'same', 'valid', 'same']);
+    m.dispose();
+  });
+
+  it('copies the pretrained trunk into the GRU model', () => {
+    const pre = buildPretrainModel({ ...spec, width: 0.125, seed: 1 });
+    const gru = buildGruModel({ ...spec, width: 0.125, seed: 2 });
+    const copied = copyTrunkWeights(pre, gru);
+    expect(copied).toBe(16);
+    for (const layer of gru.layers.filter((l) => isTrunkLayer(l.name))) {
+      const a = layer.getWeights();
+      const b = pre.getLayer(layer.name).getWeights();
+      a.forEach((w, i) => expect(tf.max(tf.abs(tf.sub(w, b[i]))).dataSync()[0]).toBe(0));
+    }
+    pre.dispose();
+    gru.dispose();
+  });
+
+  it('counts about 1.7 GMAC per image at full width', () => {
+    expect(forwardMacs(spec) / 1e9).toBeCloseTo(1.69, 1);
+  });
+});
+
+describe('orthogonalRows', () => {
+  it('has orthonormal rows', async () => {
+    const { orthogonalRows } = await import('../../src/train/model.ts');
+    const m = orthogonalRows(8, 24, 1);
+    for (let a = 0; a < 8; a++) {
+      for (let b = 0; b < 8; b++) {
+        let dot = 0;
+        for (let j = 0; j < 24; j++) dot += m[a * 24 + j] * m[b * 24 + j];
+        expect(dot).toBeCloseTo(a === b ? 1 : 0, 5);
+      }
+    }
+  });
+});
