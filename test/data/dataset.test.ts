@@ -23,7 +23,7 @@ async function freshDir(): Promise<string> {
   return d;
 }
 
-function solid(rgb: [number, number, number], width = W, height = H): sharp.Sharp {
+function solid(rgb: [number, number, number], width = W, height = H): ReturnType<typeof sharp> {
   return sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
 }
 const png = (rgb: [number, number, number], width = W, height = H) => solid(rgb, width, height).png().toBuffer();
