@@ -1,0 +1,172 @@
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { Rng } from '../../util/rng.ts';
+import { UserError } from '../../util/errors.ts';
+import { DEFAULT_LABEL_SPEC, type LabelSpec } from '../charset.ts';
+import { fontCovers } from './fonts.ts';
+import { renderHard } from './hard.ts';
+import { renderRailway } from './railway.ts';
+import type { Captcha } from './types.ts';
+
+export type { Captcha } from './types.ts';
+export { WIDTH, HEIGHT } from './draw.ts';
+
+/** Synthetic CAPTCHA styles, one file each. */
+export const STYLES = ['railway', 'hard'] as const;
+export type CaptchaStyle = (typeof STYLES)[number];
+
+const RENDERERS: Record<CaptchaStyle, (rng: Rng, spec: LabelSpec) => Captcha> = {
+  railway: renderRailway,
+  hard: renderHard,
+};
+
+export function isCaptchaStyle(s: string): s is CaptchaStyle {
+  return (STYLES as readonly string[]).includes(s);
+}
+
+/** The labels file of a generated dataset, header `file,label`, written last. */
+export const LABELS_FILE = 'labels.csv';
+
+/**
+ * Each image draws from its own Rng, seeded from (seed, index) alone: image i is the same
+ * whatever the count, the start, or the order images are made in, so a dataset can be
+ * generated in pieces. The style is not part of it: one seed gives the same labels in
+ * every style.
+ */
+export function imageRng(seed: number, index: number): Rng {
+  return new Rng(`captcha:${seed}:${index}`);
+}
+
+/** `000042.png`: the index, zero-padded to six digits (more digits past 999999). */
+export function imageFileName(index: number, ext: string): string {
+  return `${String(index).padStart(6, '0')}.${ext}`;
+}
+
+/** Why the spec cannot be drawn, or null. */
+export function specProblem(spec: LabelSpec): string | null {
+  if (!Number.isInteger(spec.length) || spec.length < 1 || spec.length > 12) {
+    return `label length must be an integer from 1 to 12 (200 pixels hold no more), got ${spec.length}`;
+  }
+  if ([...spec.charset].length < 1) return 'charset is empty';
+  for (const ch of spec.charset) {
+    if (!fontCovers(ch)) {
+      return `charset character ${JSON.stringify(ch)} is not drawable: use printable ASCII or Latin-1 letters, no spaces`;
+    }
+  }
+  return null;
+}
+
+/** Renders one CAPTCHA of `style` from `rng` (advancing it). Synchronous and pure given rng's state. */
+export function renderCaptcha(style: CaptchaStyle, rng: Rng, spec: LabelSpec = DEFAULT_LABEL_SPEC): Captcha {
+  const render = RENDERERS[style];
+  if (!render) throw new UserError(`unknown style '${style}', expected one of: ${STYLES.join(', ')}`);
+  return render(rng, spec);
+}
+
+export interface GenerateProgress {
+  done: number;
+  total: number;
+  seconds: number;
+}
+
+export interface GenerateOptions {
+  style: CaptchaStyle;
+  count: number;
+  seed: number;
+  /** Directory to write into; created if missing. */
+  out: string;
+  spec?: LabelSpec;
+  /** Index of the first image (default 0): files and Rngs are numbered from it. */
+  start?: number;
+  /** Replace a dataset already in `out` (its labels.csv is removed first). */
+  force?: boolean;
+  /** Stops between images; nothing half-written is left and labels.csv is not written. */
+  signal?: AbortSignal;
+  /** Called after every image. */
+  onProgress?: (p: GenerateProgress) => void;
+}
+
+export interface GenerateResult {
+  count: number;
+  seconds: number;
+}
+
+const MAX_WRITES_IN_FLIGHT = 8;
+
+function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * Writes images `start .. start+count-1` and then labels.csv into `out`. Every file is written
+ * under a temporary name and renamed into place, labels.csv last, so an interrupted run never
+ * leaves a partial file nor a labels.csv naming images that are not there.
+ */
+export async function generateDataset(opts: GenerateOptions): Promise<GenerateResult> {
+  const { style, count, seed, out } = opts;
+  const spec = opts.spec ?? DEFAULT_LABEL_SPEC;
+  const start = opts.start ?? 0;
+  if (!isCaptchaStyle(style)) throw new UserError(`unknown style '${style}', expected one of: ${STYLES.join(', ')}`);
+  if (!Number.isSafeInteger(count) || count < 1) throw new UserError(`count must be a positive integer, got ${count}`);
+  if (!Number.isSafeInteger(start) || start < 0) throw new UserError(`start must be a non-negative integer, got ${start}`);
+  if (!Number.isSafeInteger(seed)) throw new UserError(`seed must be an integer, got ${seed}`);
+  const problem = specProblem(spec);
+  if (problem) throw new UserError(problem);
+
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UserError(`output '${out}' exists and is not a directory`);
+  const labelsPath = path.join(out, LABELS_FILE);
+  if (existsSync(labelsPath)) {
+    if (!opts.force) {
+      throw new UserError(`'${out}' already holds a dataset (${LABELS_FILE}); choose another directory or pass --force to replace it`);
+    }
+    // Removed before any image is replaced, so an interrupted run cannot leave old labels over new images.
+    rmSync(labelsPath);
+  }
+  mkdirSync(out, { recursive: true });
+
+  const t0 = performance.now();
+  const rows: string[] = ['file,label'];
+  // Files are written by the thread pool while the next images render: a few writes in flight.
+  const inFlight = new Set<Promise<void>>();
+  const temps = new Set<string>();
+  let writeError: unknown = null;
+  const put = (name: string, data: Buffer | string): Promise<void> => {
+    const tmp = path.join(out, `.${name}.${process.pid}.tmp`);
+    temps.add(tmp);
+    const p = writeFile(tmp, data)
+      .then(() => rename(tmp, path.join(out, name)))
+      .then(
+        () => void temps.delete(tmp),
+        (err) => void (writeError ??= err),
+      )
+      .finally(() => inFlight.delete(p));
+    inFlight.add(p);
+    return p;
+  };
+  try {
+    for (let k = 0; k < count; k++) {
+      if (inFlight.size >= MAX_WRITES_IN_FLIGHT) await Promise.race(inFlight);
+      else if (k % 16 === 0) await yieldToLoop(); // lets signals and timers in between images
+      if (writeError) throw writeError;
+      opts.signal?.throwIfAborted();
+      const index = start + k;
+      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec);
+      const name = imageFileName(index, ext);
+      void put(name, image);
+      rows.push(`${name},${csvField(label)}`);
+      opts.onProgress?.({ done: k + 1, total: count, seconds: (performance.now() - t0) / 1000 });
+    }
+    await Promise.all(inFlight);
+    if (writeError) throw writeError;
+    opts.signal?.throwIfAborted();
+    // Last, once every image is in place.
+    await put(LABELS_FILE, rows.join('\n') + '\n');
+    if (writeError) throw writeError;
+  } finally {
+    await Promise.all(inFlight);
+    for (const tmp of temps) rmSync(tmp, { force: true });
+  }
+  return { count, seconds: (performance.now() - t0) / 1000 };
+}

@@ -1,0 +1,31 @@
+import type { Rng } from '../../util/rng.ts';
+import type { LabelSpec } from '../charset.ts';
+import { begin, drawGlyphs, drawNoiseRects, HEIGHT, makeNoiseRects, randomLabel, randomRgb, WIDTH } from './draw.ts';
+import { ensureFonts } from './fonts.ts';
+import { encodePngRgb } from './png.ts';
+import type { Captcha } from './types.ts';
+
+/**
+ * The Taiwan railway CAPTCHA, as the report's data looks: a pale flat background, six dark
+ * glyphs in bold serif or bold monospace, each rotated up to 55 degrees and jittered within
+ * its slot so neighbours touch, and about 32 bevelled 1-pixel rectangle outlines, some of
+ * whose edges cross the glyphs.
+ */
+export function renderRailway(rng: Rng, spec: LabelSpec): Captcha {
+  const fonts = ensureFonts();
+  const label = randomLabel(rng, spec);
+  const { canvas, ctx } = begin(randomRgb(rng, 180, 250));
+  const rects = makeNoiseRects(rng, 32, [5, 21]);
+  drawNoiseRects(ctx, rects, false);
+  drawGlyphs(ctx, rng, label, {
+    fonts: [fonts.serif, fonts.mono],
+    sizePt: [25, 27],
+    verticalJitterPx: 10,
+    maxAngleDeg: 55,
+    shear: [0, 0],
+    colorRange: [10, 140],
+    overlapPx: 2,
+  });
+  drawNoiseRects(ctx, rects, true);
+  return { label, image: encodePngRgb(canvas.data(), WIDTH, HEIGHT), ext: 'png' };
+}
