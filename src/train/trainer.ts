@@ -48,6 +48,10 @@ export interface EpochMetrics {
   val_loss: number;
   val_char_acc: number;
   val_seq_acc: number;
+  /** Present when `testEveryEpoch` is set (benchmarks: accuracy against time). */
+  test_loss?: number;
+  test_char_acc?: number;
+  test_seq_acc?: number;
   images_per_s: number;
   seconds: number;
 }
@@ -80,6 +84,8 @@ export interface TrainInput {
   events?: TrainerEvents;
   /** Aborting ends the trial after the running epoch has been checkpointed. */
   signal?: AbortSignal;
+  /** Also evaluate the test set after every epoch (for accuracy-over-time curves). */
+  testEveryEpoch?: boolean;
 }
 
 export interface EvalMetrics {
@@ -375,8 +381,13 @@ class Trial {
         val_char_acc: val.char_acc,
         val_seq_acc: val.seq_acc,
         images_per_s: seen / trainSeconds,
-        seconds: (performance.now() - started) / 1000,
+        seconds: 0,
       };
+      if (this.input.testEveryEpoch && data.test) {
+        const t = await this.evaluate(model, data.test);
+        Object.assign(m, { test_loss: t.loss, test_char_acc: t.char_acc, test_seq_acc: t.seq_acc });
+      }
+      m.seconds = (performance.now() - started) / 1000;
       this.state.trainSeconds += trainSeconds;
       this.state.trainImages += seen;
       this.state.history.push(m);

@@ -1,0 +1,116 @@
+/**
+ * Test sequence accuracy against CPU minutes: railway-style CAPTCHAs, fixed seeds, a held-out
+ * test set of 2,000 images evaluated after every epoch, one process (one core on wasm).
+ *
+ *   npx tsx bench/accuracy.ts [--train 30000] [--width 0.125] [--pretrain 8] [--gru 8]
+ *                             [--budget-min 120] [--backend auto] [--out bench/out/accuracy]
+ *
+ * Prints one row per epoch and writes bench/out/accuracy/curve.json. The CPU minutes are this
+ * process's user+system time (process.cpuUsage), so other load on the machine does not count.
+ * The budget stops training at the first epoch end past it.
+ */
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_LABEL_SPEC } from '../src/data/charset.ts';
+import { loadDataset } from '../src/data/dataset.ts';
+import { generateDataset } from '../src/data/generate/index.ts';
+import { toTrainSet } from '../src/data/trainset.ts';
+import { initBackend, type BackendChoice } from '../src/train/backend.ts';
+import { forwardMacs } from '../src/train/model.ts';
+import { DEFAULT_PARAMS } from '../src/train/params.ts';
+import { TrainingAborted, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
+import { writeFileAtomic } from '../src/train/io.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    train: { type: 'string', default: '30000' },
+    val: { type: 'string', default: '1000' },
+    test: { type: 'string', default: '2000' },
+    width: { type: 'string', default: '0.125' },
+    kernel: { type: 'string', default: '3' },
+    batch: { type: 'string', default: '32' },
+    lr: { type: 'string', default: '0.001' },
+    dropout: { type: 'string', default: '0.1' },
+    alpha: { type: 'string', default: '0.00001' },
+    pretrain: { type: 'string', default: '8' },
+    gru: { type: 'string', default: '8' },
+    patience: { type: 'string', default: '4' },
+    'budget-min': { type: 'string', default: '120' },
+    backend: { type: 'string', default: 'auto' },
+    out: { type: 'string', default: 'bench/out/accuracy' },
+  },
+});
+
+const out = a.out!;
+async function dataset(name: string, count: number, seed: number) {
+  const dir = join(out, 'data', `${name}-${count}-s${seed}`);
+  if (!existsSync(join(dir, 'labels.csv'))) {
+    process.stderr.write(`generating ${name}: ${count} railway images (seed ${seed})\n`);
+    await generateDataset({ style: 'railway', count, seed, out: dir });
+  }
+  return loadDataset(dir, { spec: DEFAULT_LABEL_SPEC });
+}
+
+const train = await dataset('train', Number(a.train), 101);
+const val = await dataset('val', Number(a.val), 202);
+const test = await dataset('test', Number(a.test), 303);
+
+const active = await initBackend(a.backend as BackendChoice, (m) => process.stderr.write(`${m}\n`));
+const params = {
+  ...DEFAULT_PARAMS,
+  width: Number(a.width),
+  kernel_size: Number(a.kernel),
+  batch_size: Number(a.batch),
+  lr: Number(a.lr),
+  dropout: Number(a.dropout),
+  alpha: Number(a.alpha),
+  pretrain_epochs: Number(a.pretrain),
+  gru_epochs: Number(a.gru),
+  patience: Number(a.patience),
+  seed: 1,
+};
+const budgetMin = Number(a['budget-min']);
+const cpu0 = process.cpuUsage();
+const wall0 = performance.now();
+const cpuMinutes = () => {
+  const u = process.cpuUsage(cpu0);
+  return (u.user + u.system) / 60e6;
+};
+const machine = `${cpus()[0].model}, ${cpus().length} cores`;
+const spec = { ...params, height: 60, imageWidth: 200, length: 6, classes: 36 };
+const rows: Array<EpochMetrics & { cpu_min: number; wall_min: number }> = [];
+console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, ` +
+  `${(forwardMacs(spec) / 1e6).toFixed(0)} MMAC/image forward, backend ${active.backend}, ${machine}`);
+console.log('| phase | epoch | cpu min | wall min | train img/s | loss | val seq | test char | test seq |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+const controller = new AbortController();
+const save = () =>
+  writeFileAtomic(join(out, 'curve.json'), JSON.stringify({ machine, backend: active.backend, params, rows }, null, 1));
+try {
+  await trainTrial({
+    params,
+    backend: active.backend,
+    data: { train: toTrainSet(train), val: toTrainSet(val), test: toTrainSet(test) },
+    shape: { height: 60, width: 200, length: 6, classes: 36 },
+    outDir: join(out, `run-w${params.width}`),
+    testEveryEpoch: true,
+    signal: controller.signal,
+    events: {
+      epochEnd: (m) => {
+        const row = { ...m, cpu_min: cpuMinutes(), wall_min: (performance.now() - wall0) / 60e3 };
+        rows.push(row);
+        save();
+        console.log(`| ${m.phase} | ${m.epoch + 1} | ${row.cpu_min.toFixed(1)} | ${row.wall_min.toFixed(1)} | ${m.images_per_s.toFixed(1)} | ` +
+          `${m.loss.toFixed(3)} | ${m.val_seq_acc.toFixed(4)} | ${m.test_char_acc!.toFixed(4)} | ${m.test_seq_acc!.toFixed(4)} |`);
+        if (row.cpu_min >= budgetMin) controller.abort();
+      },
+    },
+  });
+} catch (err) {
+  if (!(err instanceof TrainingAborted)) throw err;
+  console.log(`# budget of ${budgetMin} CPU minutes reached`);
+}
+const best = rows.reduce((b, r) => Math.max(b, r.test_seq_acc ?? 0), 0);
+console.log(`# best test sequence accuracy ${best.toFixed(4)} after ${cpuMinutes().toFixed(1)} CPU minutes`);

@@ -1,0 +1,133 @@
+import { resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { parseCharset } from '../data/charset.ts';
+import { loadTrialData, toTrainSet } from '../data/trainset.ts';
+import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../train/backend.ts';
+import { parseSetArgs, resolveParams } from '../train/params.ts';
+import { TrainingAborted, trainTrial, type TrainerEvents } from '../train/trainer.ts';
+import { bar, formatSeconds, progressLine } from '../util/progress.ts';
+import { UserError } from '../util/errors.ts';
+
+interface TrainArgs {
+  data: string;
+  val?: string;
+  test?: string;
+  set: string[];
+  config?: string;
+  out: string;
+  backend: BackendChoice;
+  json: boolean;
+  'skip-bad': boolean;
+  height: number;
+  width: number;
+  length: number;
+  charset: string;
+}
+
+/** Parameters a sweep file fixes for every trial: its `train:` block and single-`value` parameters. */
+async function configParams(file: string): Promise<Record<string, unknown>> {
+  const { loadSweepFile } = await import('../sweep/index.ts');
+  const spec = await loadSweepFile(file);
+  const out: Record<string, unknown> = { ...(spec.train?.params ?? {}) };
+  for (const [key, p] of Object.entries(spec.parameters ?? {})) {
+    if (p && typeof p === 'object' && 'value' in p) out[key] = (p as { value: unknown }).value;
+  }
+  return out;
+}
+
+const command: CommandModule<object, TrainArgs> = {
+  command: 'train',
+  describe: 'Train one trial alone: pretrain the CNN, then the CNN+GRU',
+  builder: (y: Argv) =>
+    y
+      .option('data', { type: 'string', demandOption: true, describe: 'dataset directory (images + labels.csv or labels in file names)' })
+      .option('val', { type: 'string', describe: 'validation directory (default: val_fraction of --data, seeded)' })
+      .option('test', { type: 'string', describe: 'test directory: test metrics and predictions' })
+      .option('set', { type: 'string', array: true, default: [], describe: 'hyperparameter key=value (kernel_size, alpha, dropout, lr, batch_size, pretrain_epochs, gru_epochs, patience, seed, width, freeze_epochs, micro_batch, val_fraction)' })
+      .option('config', { type: 'string', describe: 'sweep file whose train block and fixed values give defaults' })
+      .option('out', { type: 'string', demandOption: true, describe: 'output directory (checkpoints, model, predictions); resumes if it holds a checkpoint' })
+      .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })
+      .option('json', { type: 'boolean', default: false, describe: 'print the final metrics as JSON on stdout' })
+      .option('skip-bad', { type: 'boolean', default: false, describe: 'skip and count bad images instead of stopping' })
+      .option('height', { type: 'number', default: 60 })
+      .option('width', { type: 'number', default: 200 })
+      .option('length', { type: 'number', default: 6, describe: 'characters per CAPTCHA' })
+      .option('charset', { type: 'string', default: '0-9a-z' }) as unknown as Argv<TrainArgs>,
+  handler: async (args) => {
+    const fromConfig = args.config ? await configParams(args.config) : {};
+    const params = resolveParams({ ...fromConfig, ...parseSetArgs(args.set) }, args.config ? `${args.config} and --set` : '--set');
+    const spec = { charset: parseCharset(args.charset), length: args.length };
+    if (!Number.isInteger(spec.length) || spec.length < 1) throw new UserError(`--length must be a positive integer, got ${args.length}`);
+    const progress = progressLine();
+    const log = (msg: string) => progress.line(msg);
+
+    const active = await initBackend(args.backend, log);
+    const data = await loadTrialData({
+      train: args.data,
+      val: args.val,
+      test: args.test,
+      spec,
+      height: args.height,
+      width: args.width,
+      skipBad: args['skip-bad'],
+      valFraction: params.val_fraction,
+      seed: params.seed,
+    });
+    for (const [name, ds] of Object.entries(data)) {
+      if (!ds) continue;
+      log(`${name}: ${ds.items.length} images from ${ds.dir}${ds.skipped.length ? `, ${ds.skipped.length} skipped` : ''}`);
+      for (const s of ds.skipped.slice(0, 10)) log(`  skipped ${s.file}: ${s.problem}`);
+    }
+
+    const events: TrainerEvents = {
+      log,
+      phaseStart: (phase, epochs, start) => log(`${phase}: ${epochs} epochs${start > 0 ? `, resuming at ${start + 1}` : ''}`),
+      batchEnd: (p) =>
+        progress.update(`${p.phase} ${p.epoch + 1}/${p.epochs} ${bar(p.batch / p.batches)} ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)}`),
+      epochEnd: (m) =>
+        log(
+          `${m.phase} ${m.epoch + 1}: loss ${m.loss.toFixed(4)} char ${m.char_acc.toFixed(4)} seq ${m.seq_acc.toFixed(4)} | ` +
+            `val loss ${m.val_loss.toFixed(4)} char ${m.val_char_acc.toFixed(4)} seq ${m.val_seq_acc.toFixed(4)} | ` +
+            `${m.images_per_s.toFixed(1)} img/s ${formatSeconds(m.seconds)}`,
+        ),
+    };
+    const controller = new AbortController();
+    const stop = () => {
+      log('stopping after this epoch (checkpointed; run the same command to resume)');
+      controller.abort();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      const result = await trainTrial({
+        params,
+        backend: active.backend,
+        data: { train: toTrainSet(data.train), val: toTrainSet(data.val), test: data.test && toTrainSet(data.test) },
+        shape: { height: args.height, width: args.width, length: spec.length, classes: spec.charset.length },
+        outDir: resolve(args.out),
+        events,
+        signal: controller.signal,
+      });
+      progress.done();
+      if (args.json) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      } else {
+        log(
+          `done: val seq ${result.val_seq_acc.toFixed(4)} char ${result.val_char_acc.toFixed(4)}` +
+            (result.test_seq_acc !== null ? ` | test seq ${result.test_seq_acc.toFixed(4)} char ${result.test_char_acc!.toFixed(4)}` : '') +
+            ` | ${result.images_per_s.toFixed(1)} img/s on ${result.backend} | model in ${result.model_dir}`,
+        );
+      }
+    } catch (err) {
+      if (!(err instanceof TrainingAborted)) throw err;
+      progress.done();
+      log(`${err.message}; run the same command to resume`);
+      process.exitCode = 1;
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+  },
+};
+
+export default command;
