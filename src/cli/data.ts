@@ -64,7 +64,7 @@ const generate: CommandModule<object, GenerateArgs> = {
     }
     const progress = progressReporter(process.stderr);
     const abort = new AbortController();
-    const onSigint = () => abort.abort(new Error('interrupted; no labels.csv was written'));
+    const onSigint = () => abort.abort();
     process.once('SIGINT', onSigint);
     let last: GenerateProgress | null = null;
     try {
@@ -96,7 +96,10 @@ const generate: CommandModule<object, GenerateArgs> = {
       }
     } catch (err) {
       if (last) progress.interrupted();
-      throw err;
+      if (!abort.signal.aborted) throw err;
+      // Ctrl-C: finished images stay, no labels.csv; the conventional exit code for SIGINT.
+      process.stderr.write(`sweep: interrupted; ${args.out} has images but no labels.csv; run the command again to redo it\n`);
+      process.exitCode = 130;
     } finally {
       process.removeListener('SIGINT', onSigint);
     }

@@ -93,6 +93,27 @@ const GOLDEN = [
   'hard 1 gjva4b f1b837e0fedbb1db',
 ];
 
+describe('an interrupted run', () => {
+  it('leaves finished images, no temporary files and no labels.csv', async () => {
+    const out = freshDir();
+    const abort = new AbortController();
+    const run = generateDataset({
+      style: 'railway',
+      count: 50,
+      seed: 1,
+      out,
+      signal: abort.signal,
+      onProgress: (p) => p.done === 3 && abort.abort(new Error('stop')),
+    });
+    await expect(run).rejects.toThrow('stop');
+    const files = readdirSync(out);
+    expect(files).not.toContain('labels.csv');
+    expect(files.filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    expect(files.length).toBeLessThan(50);
+  });
+});
+
 describe('determinism across machines', () => {
   // Labels are pure Rng arithmetic. The image hashes pin the whole pipeline: Rng, layout
   // arithmetic, Skia's drawing in @napi-rs/canvas, our PNG encoder and libjpeg-turbo. If
