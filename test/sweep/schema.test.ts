@@ -1,0 +1,433 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadSweepFile, parseSweep, SweepFileError, type SweepProblem } from '../../src/sweep/index.ts';
+import { UserError } from '../../src/util/errors.ts';
+
+const FILE = 'sweeps/test.yaml';
+
+/** The problems a sweep text is rejected with (fails the test if it is accepted). */
+function problems(text: string): SweepProblem[] {
+  try {
+    parseSweep(text, FILE);
+  } catch (err) {
+    if (err instanceof SweepFileError) return [...err.problems];
+    throw err;
+  }
+  throw new Error('expected the sweep file to be rejected');
+}
+
+/** The single problem at `path` (fails if there is none). */
+function problemAt(text: string, path: string): SweepProblem {
+  const all = problems(text);
+  const found = all.find((p) => p.path === path);
+  if (!found) throw new Error(`no problem at ${path}; got:\n${all.map((p) => `${p.path} (${p.line}): ${p.message}`).join('\n')}`);
+  return found;
+}
+
+const lines = (...ls: string[]) => ls.join('\n') + '\n';
+
+describe('valid files', () => {
+  it('accepts a W&B documentation-style sweep file as is', async () => {
+    const spec = await loadSweepFile('test/sweep/fixtures/wandb-example.yaml');
+    expect(spec.name).toBe('sweepdemo');
+    expect(spec.method).toBe('random');
+    expect(spec.program).toBe('train.py');
+    expect(spec.metric).toEqual({ name: 'val_loss', goal: 'minimize' });
+    expect(spec.parameters).toEqual({
+      batch_size: { distribution: 'categorical', values: [16, 32, 64] },
+      epochs: { distribution: 'constant', value: 5 },
+      learning_rate: { distribution: 'uniform', min: 0.0001, max: 0.1 },
+      optimizer: { distribution: 'categorical', values: ['adam', 'sgd'] },
+    });
+  });
+
+  it('accepts every W&B distribution, nesting, command macros and hyperband', async () => {
+    const spec = await loadSweepFile('test/sweep/fixtures/wandb-full.yaml');
+    expect(spec.command).toEqual(['${env}', 'python', '${program}', '${args}']);
+    expect(spec.entity).toBe('my-team');
+    expect(spec.early_terminate).toEqual({ type: 'hyperband', min_iter: 3, eta: 3, strict: true });
+    expect(spec.parameters.optimizer).toEqual({
+      distribution: 'nested',
+      parameters: {
+        name: { distribution: 'categorical', values: ['adam', 'sgd'] },
+        beta1: { distribution: 'uniform', min: 0.85, max: 0.95 },
+      },
+    });
+    expect(spec.parameters.pick).toEqual({ distribution: 'categorical', values: ['a', 'b', 'c'], probabilities: [0.5, 0.25, 0.25] });
+    expect(spec.parameters.noise).toEqual({ distribution: 'normal', mu: 0, sigma: 0.1 });
+  });
+
+  it.each(readdirSync('sweeps').filter((f) => f.endsWith('.yaml')))('sweeps/%s is valid', async (f) => {
+    const spec = await loadSweepFile(join('sweeps', f));
+    expect(spec.name).toBe(f.replace(/\.yaml$/, ''));
+  });
+
+  it('infers distributions as W&B does', () => {
+    const spec = parseSweep(
+      lines(
+        'method: random',
+        'run_cap: 3',
+        'parameters:',
+        '  a: {values: [1, 2]}',
+        '  b: {value: x}',
+        '  c: {min: 1, max: 10}',
+        '  d: {min: 0.5, max: 2}',
+        '  e: {min: 1.0, max: 10}', // 1.0 is written as a float: uniform, as in W&B (PyYAML)
+        '  f: {values: [a, b], probabilities: [0.3, 0.7]}',
+      ),
+      FILE,
+    );
+    expect(spec.parameters).toEqual({
+      a: { distribution: 'categorical', values: [1, 2] },
+      b: { distribution: 'constant', value: 'x' },
+      c: { distribution: 'int_uniform', min: 1, max: 10 },
+      d: { distribution: 'uniform', min: 0.5, max: 2 },
+      e: { distribution: 'uniform', min: 1, max: 10 },
+      f: { distribution: 'categorical', values: ['a', 'b'], probabilities: [0.3, 0.7] },
+    });
+  });
+
+  it('fills defaults from the schema', () => {
+    const spec = parseSweep(
+      lines(
+        'method: random',
+        'run_cap: 1',
+        'metric: {name: val_loss}',
+        'parameters:',
+        '  q: {distribution: q_uniform, min: 0, max: 10}',
+        '  n: {distribution: normal}',
+        '  m: {distribution: beta}',
+        'early_terminate: {type: median}',
+      ),
+      'dir/my-sweep.yml',
+    );
+    expect(spec.name).toBe('my-sweep');
+    expect(spec.seed).toBe(0);
+    expect(spec.metric).toEqual({ name: 'val_loss', goal: 'minimize' });
+    expect(spec.parameters.q).toEqual({ distribution: 'q_uniform', min: 0, max: 10, q: 1 });
+    expect(spec.parameters.n).toEqual({ distribution: 'normal', mu: 0, sigma: 1 });
+    expect(spec.parameters.m).toEqual({ distribution: 'beta', a: 1, b: 1 });
+    expect(spec.early_terminate).toEqual({ type: 'median', min_iter: 1, min_trials: 5, interval: 1 });
+    expect(spec.train).toEqual({
+      backend: 'auto',
+      kernel_size: 3,
+      alpha: 1e-4,
+      dropout: 0.2,
+      lr: 1e-3,
+      batch_size: 32,
+      pretrain_epochs: 10,
+      gru_epochs: 10,
+      patience: 3,
+      width: 1,
+      freeze_epochs: 0,
+      val_fraction: 0.1,
+    });
+  });
+
+  it('reads the train block: data sources and hyperparameter defaults', () => {
+    const spec = parseSweep(
+      lines(
+        'method: grid',
+        'parameters: {lr: {values: [0.001]}}',
+        'train:',
+        '  generate: {style: hard, count: 100}',
+        '  val: data/val',
+        '  test: {style: hard, count: 50, seed: 9}',
+        '  width: 0.5',
+        '  backend: wasm',
+      ),
+      FILE,
+    );
+    expect(spec.train.generate).toEqual({ style: 'hard', count: 100, seed: 0 });
+    expect(spec.train.val).toBe('data/val');
+    expect(spec.train.test).toEqual({ style: 'hard', count: 50, seed: 9 });
+    expect(spec.train.val_fraction).toBeUndefined();
+    expect(spec.train.width).toBe(0.5);
+    expect(spec.train.backend).toBe('wasm');
+  });
+
+  it('follows YAML anchors, aliases and merge keys', () => {
+    const spec = parseSweep(
+      lines('method: grid', 'parameters:', '  a: &a {values: [1, 2]}', '  b: *a', '  c:', '    <<: *a'),
+      FILE,
+    );
+    const ab = { distribution: 'categorical', values: [1, 2] };
+    expect(spec.parameters).toEqual({ a: ab, b: ab, c: ab });
+  });
+});
+
+describe('bad files: each problem names the file, key path, line and column', () => {
+  it('unknown top-level key: nearest name and the allowed keys', () => {
+    const p = problemAt(lines('method: grid', 'parametrs:', '  a: {values: [1]}', 'parameters:', '  a: {values: [1]}'), 'parametrs');
+    expect(p).toMatchObject({ file: FILE, line: 2, column: 1 });
+    expect(p.message).toContain('unknown key `parametrs`; did you mean `parameters`?');
+    expect(p.message).toContain('Allowed here: method, name, description, metric, parameters');
+  });
+
+  it('unknown key in a parameter spec lists the keys of that distribution', () => {
+    const p = problemAt(
+      lines('method: random', 'run_cap: 2', 'parameters:', '  lr:', '    distribution: uniform', '    min: 0.1', '    maxx: 0.2'),
+      'parameters.lr.maxx',
+    );
+    expect(p.line).toBe(7);
+    expect(p.message).toContain('did you mean `max`?');
+    expect(p.message).toContain('Allowed here: distribution, min, max (for a uniform parameter)');
+  });
+
+  it('unknown key in train, metric and early_terminate', () => {
+    const all = problems(
+      lines(
+        'method: grid',
+        'parameters: {a: {values: [1]}}',
+        'metric: {name: x, direction: max}',
+        'early_terminate: {type: hyperband, min_iter: 2, etaa: 3}',
+        'train:',
+        '  epochs: 3',
+      ),
+    );
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['metric.direction', 3],
+      ['early_terminate.etaa', 4],
+      ['train.epochs', 6],
+    ]);
+    expect(all[2].message).toContain('Allowed here: data, generate, val, test, val_fraction, backend, kernel_size');
+  });
+
+  it('wrong types', () => {
+    const text = lines(
+      'method: random',
+      'run_cap: ten',
+      'seed: 1.5',
+      'parameters:',
+      '  a: {values: 3}',
+      '  b: {distribution: uniform, min: low, max: 1}',
+      '  c: 0.5',
+      'train:',
+      '  generate: {style: railway, count: many}',
+    );
+    const all = problems(text);
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['run_cap', 2],
+      ['seed', 3],
+      ['parameters.a.values', 5],
+      ['parameters.b.min', 6],
+      ['parameters.c', 7],
+      ['train.generate.count', 9],
+    ]);
+    expect(all[0].message).toBe('expected an integer, got the string "ten"');
+    expect(all[2].message).toBe('expected a list, got 3');
+    expect(all[4].message).toContain('for a fixed value write `c: {value: 0.5}`');
+  });
+
+  it.each([
+    ['{min: 0.001, max: 0.1}', 'uniform'],
+    ['{distribution: log_uniform_values, min: 0.0001, max: 0.1}', 'log_uniform_values'],
+    ['{distribution: normal, mu: 0, sigma: 1}', 'normal'],
+    ['{distribution: q_log_uniform_values, min: 1, max: 100, q: 1}', 'q_log_uniform_values'],
+  ])('grid refuses continuous %s (W&B grid_search.py does too)', (spec, dist) => {
+    const p = problemAt(lines('method: grid', 'parameters:', '  x: {values: [1, 2]}', `  y: ${spec}`), spec.includes('distribution') ? 'parameters.y.distribution' : 'parameters.y');
+    expect(p.line).toBe(4);
+    expect(p.message).toContain('grid search needs a finite list of values');
+    expect(p.message).toContain(`${dist} is continuous`);
+  });
+
+  it('grid accepts values, value, int_uniform and q_uniform; refuses probabilities', () => {
+    expect(() =>
+      parseSweep(
+        lines('method: grid', 'parameters:', '  a: {values: [1]}', '  b: {value: 2}', '  c: {min: 1, max: 3}', '  d: {distribution: q_uniform, min: 0, max: 1, q: 0.5}'),
+        FILE,
+      ),
+    ).not.toThrow();
+    const p = problemAt(lines('method: grid', 'parameters:', '  a:', '    values: [1, 2]', '    probabilities: [0.5, 0.5]'), 'parameters.a.probabilities');
+    expect(p.line).toBe(5);
+  });
+
+  it('min not below max', () => {
+    const text = lines('method: random', 'run_cap: 1', 'parameters:', '  a:', '    min: 5', '    max: 1', '  b: {distribution: uniform, min: 2, max: 2}');
+    const all = problems(text);
+    expect(all.map((p) => [p.path, p.line, p.message])).toEqual([
+      ['parameters.a.min', 5, 'min (5) must be less than max (1)'],
+      ['parameters.b.min', 7, 'min (2) must be less than max (2)'],
+    ]);
+  });
+
+  it('empty values', () => {
+    const p = problemAt(lines('method: grid', 'parameters:', '  a:', '    values: []'), 'parameters.a.values');
+    expect(p).toMatchObject({ line: 4, message: 'must have at least 1 item' });
+  });
+
+  it('probabilities of the wrong length or not summing to 1', () => {
+    const all = problems(
+      lines(
+        'method: random',
+        'run_cap: 1',
+        'parameters:',
+        '  a: {values: [x, y], probabilities: [0.5, 0.6]}',
+        '  b: {values: [x, y, z], probabilities: [0.5, 0.5]}',
+        '  c: {values: [x, y], probabilities: [1.5, -0.5]}',
+      ),
+    );
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['parameters.a.probabilities', 4],
+      ['parameters.b.probabilities', 5],
+      ['parameters.c.probabilities[1]', 6],
+    ]);
+    expect(all[0].message).toBe('must sum to 1 (they sum to 1.1)');
+    expect(all[1].message).toBe('has 2 entries but values has 3; give one probability per value');
+  });
+
+  it('YAML syntax errors, with their line', () => {
+    const all = problems(lines('method: grid', 'parameters:', '  a: {values: [1, 2]', '  b: 1'));
+    expect(all[0].path).toBe('');
+    expect(all[0].message).toMatch(/^YAML syntax: /);
+    expect(all[0].line).toBeGreaterThanOrEqual(3);
+  });
+
+  it('duplicate keys are a YAML error', () => {
+    const all = problems(lines('method: grid', 'parameters:', '  a: {values: [1]}', '  a: {values: [2]}'));
+    expect(all[0]).toMatchObject({ line: 4, column: 3 });
+    expect(all[0].message).toContain('unique');
+  });
+
+  it('run_cap is required for random, reported at method', () => {
+    const p = problemAt(lines('name: x', 'method: random', 'parameters:', '  a: {min: 0.0, max: 1.0}'), 'run_cap');
+    expect(p.line).toBe(2);
+    expect(p.message).toContain('required for method random');
+  });
+
+  it('bayes is refused with a reason', () => {
+    const p = problemAt(lines('method: bayes', 'parameters: {a: {values: [1]}}'), 'method');
+    expect(p.message).toBe('`bayes` is a W&B method this tool does not run; use grid or random');
+  });
+
+  it('missing parameters, empty file, non-mapping file', () => {
+    expect(problemAt('method: grid\n', 'parameters').message).toContain('required');
+    expect(problems('')[0].message).toContain('the file is empty');
+    expect(problems('- a\n- b\n')[0].message).toContain('expected a mapping at the top level');
+  });
+
+  it('unknown distribution, with the nearest name', () => {
+    const p = problemAt(lines('method: random', 'run_cap: 1', 'parameters:', '  a: {distribution: log_uniform_value, min: 1, max: 2}'), 'parameters.a.distribution');
+    expect(p.message).toContain('did you mean `log_uniform_values`?');
+  });
+
+  it('early_terminate: shape, and it needs a metric', () => {
+    const all = problems(lines('method: grid', 'parameters: {a: {values: [1]}}', 'early_terminate:', '  type: hyperband', '  eta: 3'));
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['early_terminate', 3],
+      ['early_terminate', 3],
+    ]);
+    expect(all.map((p) => p.message).sort()).toEqual([
+      'early termination compares trials by a metric; add metric: {name, goal}',
+      'hyperband needs min_iter, or max_iter with s',
+    ]);
+    const t = problemAt(lines('method: grid', 'metric: {name: l}', 'parameters: {a: {values: [1]}}', 'early_terminate: {type: asha}'), 'early_terminate.type');
+    expect(t.message).toContain('Known: hyperband, median');
+  });
+
+  it('train: data and generate are exclusive, so are val and val_fraction', () => {
+    const all = problems(
+      lines('method: grid', 'parameters: {a: {values: [1]}}', 'train:', '  data: d', '  generate: {style: railway, count: 5}', '  val: v', '  val_fraction: 0.2'),
+    );
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['train.generate', 5],
+      ['train.val_fraction', 7],
+    ]);
+  });
+
+  it('non-finite numbers and bad parameter names', () => {
+    const all = problems(lines('method: grid', 'parameters:', '  a: {values: [.inf]}', '  9lives: {value: 1}'));
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['parameters.a.values[0]', 3],
+      ['parameters["9lives"]', 4],
+    ]);
+  });
+
+  it('reports every problem, sorted by line, and is a UserError (exit 2)', () => {
+    const text = lines(
+      'method: grid',
+      'bogus: 1',
+      'parameters:',
+      '  dropout:',
+      '    values: [0.1, 0.2, 1.2]',
+      '  kernel_size: {values: [3, 4]}',
+    );
+    let err: unknown;
+    try {
+      parseSweep(text, FILE);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SweepFileError);
+    expect(err).toBeInstanceOf(UserError);
+    const e = err as SweepFileError;
+    expect(e.exitCode).toBe(2);
+    expect({ file: e.file, path: e.path, line: e.line, column: e.column }).toEqual({ file: FILE, path: 'bogus', line: 2, column: 1 });
+    expect(e.message.split('\n')).toEqual([
+      expect.stringMatching(/^sweeps\/test\.yaml:2:1: bogus: unknown key `bogus`/),
+      'sweeps/test.yaml:5:24: parameters.dropout.values[2]: 1.2 is not a valid dropout: must be a number in [0, 1)',
+      'sweeps/test.yaml:6:29: parameters.kernel_size.values[1]: 4 is not a valid kernel_size: must be a positive odd integer',
+    ]);
+  });
+
+  it('a missing file is a UserError naming it', async () => {
+    await expect(loadSweepFile('sweeps/does-not-exist.yaml')).rejects.toThrow(UserError);
+    await expect(loadSweepFile('sweeps/does-not-exist.yaml')).rejects.toThrow('sweeps/does-not-exist.yaml: cannot read the sweep file (no such file)');
+  });
+});
+
+describe('trainer parameters: every value a sweep can produce must be in the domain', () => {
+  const random = (param: string) => lines('method: random', 'run_cap: 5', 'parameters:', `  ${param}`);
+
+  it.each([
+    ['dropout: {values: [0.1, 0.2, 1.2]}', 'parameters.dropout.values[2]', '1.2 is not a valid dropout: must be a number in [0, 1)'],
+    ['kernel_size: {values: [3, 4]}', 'parameters.kernel_size.values[1]', '4 is not a valid kernel_size: must be a positive odd integer'],
+    ['lr: {value: 0}', 'parameters.lr.value', '0 is not a valid lr: must be a number > 0'],
+    ['alpha: {value: -1}', 'parameters.alpha.value', '-1 is not a valid alpha: must be a number >= 0'],
+    ['batch_size: {values: [32, "64"]}', 'parameters.batch_size.values[1]', 'the string "64" is not a valid batch_size: must be an integer >= 1'],
+    ['dropout: {distribution: uniform, min: 0.1, max: 1.5}', 'parameters.dropout.max', 'uniform from 0.1 to 1.5 can produce 1.5, but dropout must be a number in [0, 1)'],
+    ['dropout: {min: 0.0, max: 1.0}', 'parameters.dropout.max', 'uniform from 0 to 1 can produce 1, but dropout must be a number in [0, 1)'],
+    ['lr: {min: 0.0, max: 0.1}', 'parameters.lr.min', 'uniform from 0 to 0.1 can produce 0, but lr must be a number > 0'],
+    ['kernel_size: {min: 3, max: 7}', 'parameters.kernel_size', 'int_uniform from 3 to 7 can produce 4, but kernel_size must be a positive odd integer'],
+    ['batch_size: {distribution: uniform, min: 16, max: 64}', 'parameters.batch_size', 'uniform from 16 to 64 produces non-integers, but batch_size must be an integer >= 1; use int_uniform or values'],
+    ['lr: {distribution: normal, mu: 0.001, sigma: 0.0005}', 'parameters.lr', 'normal can produce arbitrarily small values, but lr must be a number > 0'],
+    ['lr: {distribution: q_log_uniform_values, min: 0.0001, max: 0.01, q: 0.001}', 'parameters.lr', 'q_log_uniform_values from 0.0001 to 0.01 can produce 0, but lr must be a number > 0'],
+    ['width: {distribution: log_uniform, min: -3, max: 2}', 'parameters.width.max', 'log_uniform from -3 to 2 can produce 7.38906, but width must be a number in (0, 4]'],
+    ['pretrain_epochs: {values: [-1]}', 'parameters.pretrain_epochs.values[0]', '-1 is not a valid pretrain_epochs: must be an integer >= 0'],
+    ['patience: {value: 0}', 'parameters.patience.value', '0 is not a valid patience: must be an integer >= 1'],
+    ['seed: {values: [1, 2.5]}', 'parameters.seed.values[1]', '2.5 is not a valid seed: must be an integer'],
+    ['freeze_epochs: {parameters: {a: {value: 1}}}', 'parameters.freeze_epochs', 'freeze_epochs is a trainer parameter and must be an integer >= 0, not a nested group'],
+  ])('%s', (param, path, message) => {
+    const p = problemAt(random(param), path);
+    expect(p.line).toBe(4);
+    expect(p.message).toBe(message);
+  });
+
+  it.each([
+    'dropout: {distribution: uniform, min: 0.0, max: 0.5}',
+    'lr: {distribution: log_uniform_values, min: 0.0001, max: 0.003}',
+    'lr: {distribution: log_normal, mu: -7, sigma: 1}',
+    'alpha: {distribution: uniform, min: 0.0, max: 0.01}',
+    'kernel_size: {values: [3, 5, 7]}',
+    'batch_size: {distribution: q_uniform, min: 16, max: 128, q: 16}',
+    'batch_size: {min: 16, max: 64}',
+    'dropout: {distribution: beta, a: 2, b: 5}',
+    'seed: {values: [0, 1, 2]}',
+  ])('accepts %s', (param) => {
+    expect(() => parseSweep(random(param), FILE)).not.toThrow();
+  });
+
+  it('checks the train block too', () => {
+    const all = problems(lines('method: grid', 'parameters: {a: {values: [1]}}', 'train:', '  kernel_size: 4', '  dropout: 1', '  lr: 0'));
+    expect(all.map((p) => [p.path, p.line, p.message])).toEqual([
+      ['train.kernel_size', 4, '4 is not a valid kernel_size: must be a positive odd integer'],
+      ['train.dropout', 5, '1 is not a valid dropout: must be a number in [0, 1)'],
+      ['train.lr', 6, '0 is not a valid lr: must be a number > 0'],
+    ]);
+  });
+
+  it('a parameter nested under a group is not a trainer parameter', () => {
+    expect(() => parseSweep(random('opt: {parameters: {dropout: {value: 3}}}'), FILE)).not.toThrow();
+  });
+});
