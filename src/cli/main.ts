@@ -9,6 +9,7 @@ import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, UserError } from '../util/errors
 const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./train.ts'),
   () => import('./data.ts'),
+  () => import('./plan.ts'),
 ];
 
 export async function main(argv: string[]): Promise<number> {
