@@ -32,6 +32,9 @@ export function quantize(x: number, q: number): number {
 
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
 
+/** A fresh copy of list/mapping values, so trials never share (and mutate) one object. */
+const copy = <T>(v: T): T => (typeof v === 'object' && v !== null ? structuredClone(v) : v);
+
 /** Gamma(shape, 1) by Marsaglia and Tsang; for beta draws. */
 function gamma(rng: Rng, shape: number): number {
   if (shape < 1) return gamma(rng, shape + 1) * Math.pow(rng.next(), 1 / shape);
@@ -57,10 +60,10 @@ function beta(rng: Rng, a: number, b: number): number {
 export function sample(spec: LeafParamSpec, rng: Rng): unknown {
   switch (spec.distribution) {
     case 'constant':
-      return structuredClone(spec.value);
+      return copy(spec.value);
     case 'categorical': {
       const { values, probabilities } = spec;
-      if (!probabilities) return structuredClone(values[Math.floor(rng.next() * values.length)]);
+      if (!probabilities) return copy(values[Math.floor(rng.next() * values.length)]);
       const u = rng.next();
       let acc = 0;
       let last = 0;
@@ -68,9 +71,9 @@ export function sample(spec: LeafParamSpec, rng: Rng): unknown {
         if (probabilities[i] <= 0) continue;
         last = i;
         acc += probabilities[i];
-        if (u < acc) return structuredClone(values[i]);
+        if (u < acc) return copy(values[i]);
       }
-      return structuredClone(values[last]); // probabilities summing to 1 - tiny
+      return copy(values[last]); // probabilities summing to 1 - tiny
     }
     case 'int_uniform':
       return rng.int(spec.min, spec.max);
@@ -119,7 +122,7 @@ export interface GridAxis {
 export function gridAxis(spec: LeafParamSpec, canonical: (v: unknown) => string): GridAxis {
   switch (spec.distribution) {
     case 'constant':
-      return { length: 1, at: () => structuredClone(spec.value) };
+      return { length: 1, at: () => copy(spec.value) };
     case 'categorical': {
       const seen = new Set<string>();
       const unique = spec.values.filter((v) => {
@@ -128,7 +131,7 @@ export function gridAxis(spec: LeafParamSpec, canonical: (v: unknown) => string)
         seen.add(key);
         return true;
       });
-      return { length: unique.length, at: (i) => structuredClone(unique[i]) };
+      return { length: unique.length, at: (i) => copy(unique[i]) };
     }
     case 'int_uniform':
       return { length: spec.max - spec.min + 1, at: (i) => spec.min + i };
