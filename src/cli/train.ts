@@ -26,9 +26,9 @@ interface TrainArgs {
 
 /** Parameters a sweep file fixes for every trial: its `train:` block and single-`value` parameters. */
 async function configParams(file: string): Promise<Record<string, unknown>> {
-  const { loadSweepFile } = await import('../sweep/index.ts');
+  const { loadSweepFile, trainHyperparameters } = await import('../sweep/index.ts');
   const spec = await loadSweepFile(file);
-  const out: Record<string, unknown> = { ...(spec.train?.params ?? {}) };
+  const out: Record<string, unknown> = { ...trainHyperparameters(spec.train) };
   for (const [key, p] of Object.entries(spec.parameters ?? {})) {
     if (p && typeof p === 'object' && 'value' in p) out[key] = (p as { value: unknown }).value;
   }

@@ -9,61 +9,12 @@
  * why each of twenty alternatives failed.
  */
 import { z } from 'zod';
+import { TRAINER_PARAMS, domainViolation, type Domain, type TrainerParamName } from '../train/params.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Trainer hyperparameters: domains and defaults.
 
-export interface Domain {
-  integer?: boolean;
-  odd?: boolean;
-  min?: number;
-  minExclusive?: boolean;
-  max?: number;
-  maxExclusive?: boolean;
-  /** How the domain reads in a message: "a positive odd integer". */
-  expected: string;
-}
-
-interface TrainerParam extends Domain {
-  default?: number;
-  doc: string;
-}
-
-/**
- * Hyperparameters the trainer knows. Their values are checked wherever they appear: in
- * `train:` (as defaults) and in `parameters:` (every value, or the whole range, a sweep can
- * produce). Defaults match the trainer's (src/train/params.ts).
- */
-export const TRAINER_PARAMS = {
-  kernel_size: { integer: true, odd: true, min: 1, default: 3, expected: 'a positive odd integer', doc: 'convolution kernel size' },
-  alpha: { min: 0, default: 1e-4, expected: 'a number >= 0', doc: 'L2 weight decay coefficient' },
-  dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },
-  lr: { min: 0, minExclusive: true, default: 1e-3, expected: 'a number > 0', doc: 'Adam learning rate' },
-  batch_size: { integer: true, min: 1, default: 32, expected: 'an integer >= 1', doc: 'images per optimizer step' },
-  pretrain_epochs: { integer: true, min: 0, default: 10, expected: 'an integer >= 0', doc: 'CNN-only epochs' },
-  gru_epochs: { integer: true, min: 0, default: 10, expected: 'an integer >= 0', doc: 'CNN+GRU epochs' },
-  patience: { integer: true, min: 1, default: 3, expected: 'an integer >= 1', doc: 'epochs without improvement before a phase stops' },
-  width: { min: 0, minExclusive: true, max: 4, default: 1, expected: 'a number in (0, 4]', doc: 'channel multiplier (1 = the report model)' },
-  freeze_epochs: { integer: true, min: 0, default: 0, expected: 'an integer >= 0', doc: 'GRU-phase epochs with the CNN frozen' },
-  seed: { integer: true, expected: 'an integer', doc: 'trial seed (weights init, data order, dropout)' },
-} as const satisfies Record<string, TrainerParam>;
-
-export type TrainerParamName = keyof typeof TRAINER_PARAMS;
-
-export function isTrainerParam(name: string): name is TrainerParamName {
-  return Object.hasOwn(TRAINER_PARAMS, name);
-}
-
-/** Why `v` is outside `d`, or null when it is inside. */
-export function domainViolation(d: Domain, v: unknown): string | null {
-  const bad = () => `must be ${d.expected}`;
-  if (typeof v !== 'number' || !Number.isFinite(v)) return bad();
-  if (d.integer && !Number.isInteger(v)) return bad();
-  if (d.odd && Math.abs(v % 2) !== 1) return bad();
-  if (d.min !== undefined && (d.minExclusive ? v <= d.min : v < d.min)) return bad();
-  if (d.max !== undefined && (d.maxExclusive ? v >= d.max : v > d.max)) return bad();
-  return null;
-}
+export { TRAINER_PARAMS, domainViolation, isTrainerParam, type Domain, type TrainerParamName } from '../train/params.ts';
 
 function domainSchema(name: string, d: Domain) {
   return z.number().superRefine((v, ctx) => {
@@ -223,14 +174,17 @@ export type GenerateSpec = z.output<typeof GenerateSchema>;
 const DataSource = z.union([z.string().min(1), GenerateSchema]);
 export type DataSourceSpec = z.output<typeof DataSource>;
 
+const NOT_IN_TRAIN_BLOCK = new Set(['seed', 'val_fraction', 'micro_batch']);
 const hyperparameterDefaults = Object.fromEntries(
   Object.entries(TRAINER_PARAMS)
-    .filter(([name]) => name !== 'seed') // the top-level `seed` is the default
-    .map(([name, d]) => [name, domainSchema(name, d).default((d as TrainerParam).default as number)]),
-) as { [K in Exclude<TrainerParamName, 'seed'>]: z.ZodDefault<z.ZodNumber> };
+    // the top-level `seed` is the default seed; val_fraction depends on `val` (below);
+    // micro_batch is a memory setting, not part of a trial's identity
+    .filter(([name]) => !NOT_IN_TRAIN_BLOCK.has(name))
+    .map(([name, d]) => [name, domainSchema(name, d).default(d.default)]),
+) as { [K in Exclude<TrainerParamName, 'seed' | 'val_fraction' | 'micro_batch'>]: z.ZodDefault<z.ZodNumber> };
 
 /** Hyperparameter names whose defaults come from `train:` and go into every trial's params. */
-export const TRAIN_HYPERPARAMETERS = Object.keys(hyperparameterDefaults) as Array<Exclude<TrainerParamName, 'seed'>>;
+export const TRAIN_HYPERPARAMETERS = Object.keys(hyperparameterDefaults) as Array<Exclude<TrainerParamName, 'seed' | 'val_fraction' | 'micro_batch'>>;
 
 export const DEFAULT_VAL_FRACTION = 0.1;
 

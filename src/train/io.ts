@@ -12,6 +12,11 @@ import * as tf from './tf.ts';
 
 const SCHEME = 'file://';
 
+export interface NamedTensor {
+  name: string;
+  tensor: tf.Tensor;
+}
+
 function stripScheme(url: string): string {
   return url.startsWith(SCHEME) ? url.slice(SCHEME.length) : url;
 }
@@ -96,14 +101,13 @@ export function registerFileRouter(): void {
   if (registered) return;
   registered = true;
   if (tf.io.getSaveHandlers('file:///probe').length > 0) return;
-  tf.io.registerSaveRouter((url) => {
+  // A router answers null for URLs that are not its own (the typings say otherwise).
+  const route = (make: (path: string) => tf.io.IOHandler) => ((url: string | string[]) => {
     const u = Array.isArray(url) ? url[0] : url;
-    return u.startsWith(SCHEME) ? new FileSaver(stripScheme(u)) : null;
-  });
-  tf.io.registerLoadRouter((url) => {
-    const u = Array.isArray(url) ? url[0] : url;
-    return u.startsWith(SCHEME) ? new FileLoader(stripScheme(u)) : null;
-  });
+    return u.startsWith(SCHEME) ? make(stripScheme(u)) : null;
+  }) as unknown as Parameters<typeof tf.io.registerSaveRouter>[0];
+  tf.io.registerSaveRouter(route((p) => new FileSaver(p)));
+  tf.io.registerLoadRouter(route((p) => new FileLoader(p)));
 }
 
 export function fileUrl(path: string): string {
@@ -111,13 +115,13 @@ export function fileUrl(path: string): string {
 }
 
 /** Saves named tensors (optimizer state) as `<name>.json` (specs) + `<name>.bin`. */
-export async function saveNamedTensors(dir: string, name: string, tensors: tf.NamedTensor[]): Promise<void> {
+export async function saveNamedTensors(dir: string, name: string, tensors: NamedTensor[]): Promise<void> {
   const { data, specs } = await tf.io.encodeWeights(tensors);
   writeFileAtomic(join(dir, `${name}.bin`), new Uint8Array(data));
   writeFileAtomic(join(dir, `${name}.json`), JSON.stringify(specs));
 }
 
-export function loadNamedTensors(dir: string, name: string): tf.NamedTensor[] {
+export function loadNamedTensors(dir: string, name: string): NamedTensor[] {
   const specs = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as tf.io.WeightsManifestEntry[];
   const b = readFileSync(join(dir, `${name}.bin`));
   const map = tf.io.decodeWeights(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer, specs);

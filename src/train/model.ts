@@ -82,10 +82,10 @@ export class ResetAfterGRU extends tfl.layers.Layer {
       const [batch, steps, dim] = x.shape;
       const u = this.units;
       const [inputBias, recurrentBias] = tf.unstack(this.bias.read(), 0);
-      const projected = tf
-        .matMul(tf.reshape(x, [batch * steps, dim]), this.kernel.read() as tf.Tensor2D)
-        .add(inputBias)
-        .reshape([batch, steps, 3 * u]);
+      const projected = tf.reshape(
+        tf.add(tf.matMul(tf.reshape(x, [batch * steps, dim]), this.kernel.read() as tf.Tensor2D), inputBias),
+        [batch, steps, 3 * u],
+      );
       const recurrent = this.recurrentKernel.read() as tf.Tensor2D;
       let h: tf.Tensor2D = tf.zeros([batch, u]);
       const outputs: tf.Tensor2D[] = [];

@@ -4,71 +4,69 @@
  */
 import { UserError } from '../util/errors.ts';
 
-export interface TrainParams {
-  kernel_size: number;
-  alpha: number;
-  dropout: number;
-  lr: number;
-  batch_size: number;
-  pretrain_epochs: number;
-  gru_epochs: number;
-  patience: number;
-  seed: number;
-  width: number;
-  /** GRU-phase epochs during which the pretrained CNN is not updated. */
-  freeze_epochs: number;
-  /** Images per forward/backward pass; gradients are accumulated up to batch_size. 0 = auto. */
-  micro_batch: number;
-  /** Share of the training set held out for validation when no val set is given. */
-  val_fraction: number;
+/** A parameter's domain; `expected` is how it reads in a message ("a positive odd integer"). */
+export interface Domain {
+  integer?: boolean;
+  odd?: boolean;
+  min?: number;
+  minExclusive?: boolean;
+  max?: number;
+  maxExclusive?: boolean;
+  expected: string;
 }
 
-export const DEFAULT_PARAMS: TrainParams = {
-  kernel_size: 3,
-  alpha: 1e-4,
-  dropout: 0.2,
-  lr: 1e-3,
-  batch_size: 32,
-  pretrain_epochs: 10,
-  gru_epochs: 10,
-  patience: 3,
-  seed: 0,
-  width: 1,
-  freeze_epochs: 0,
-  micro_batch: 0,
-  val_fraction: 0.1,
-};
+export interface TrainerParam extends Domain {
+  default: number;
+  doc: string;
+}
 
-type Check = (v: number) => boolean;
-const int: Check = (v) => Number.isInteger(v);
-export const PARAM_DOMAINS: Record<keyof TrainParams, { check: Check; expected: string }> = {
-  kernel_size: { check: (v) => int(v) && v > 0 && v % 2 === 1, expected: 'a positive odd integer' },
-  alpha: { check: (v) => v >= 0, expected: 'a number >= 0' },
-  dropout: { check: (v) => v >= 0 && v < 1, expected: 'a number in [0, 1)' },
-  lr: { check: (v) => v > 0, expected: 'a number > 0' },
-  batch_size: { check: (v) => int(v) && v >= 1, expected: 'an integer >= 1' },
-  pretrain_epochs: { check: (v) => int(v) && v >= 0, expected: 'an integer >= 0' },
-  gru_epochs: { check: (v) => int(v) && v >= 0, expected: 'an integer >= 0' },
-  patience: { check: (v) => int(v) && v >= 1, expected: 'an integer >= 1' },
-  seed: { check: int, expected: 'an integer' },
-  width: { check: (v) => v > 0 && v <= 4, expected: 'a number in (0, 4]' },
-  freeze_epochs: { check: (v) => int(v) && v >= 0, expected: 'an integer >= 0' },
-  micro_batch: { check: (v) => int(v) && v >= 0, expected: 'an integer >= 0 (0 = auto)' },
-  val_fraction: { check: (v) => v > 0 && v < 1, expected: 'a number in (0, 1)' },
-};
+/**
+ * The trainer's hyperparameters: the one table of their names, defaults and domains. The
+ * sweep file schema (src/sweep/schema.ts) checks `train:` and `parameters:` against it.
+ */
+export const TRAINER_PARAMS = {
+  kernel_size: { integer: true, odd: true, min: 1, default: 3, expected: 'a positive odd integer', doc: 'convolution kernel size' },
+  alpha: { min: 0, default: 1e-4, expected: 'a number >= 0', doc: 'L2 weight decay coefficient' },
+  dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },
+  lr: { min: 0, minExclusive: true, default: 1e-3, expected: 'a number > 0', doc: 'Adam learning rate' },
+  batch_size: { integer: true, min: 1, default: 32, expected: 'an integer >= 1', doc: 'images per optimizer step' },
+  pretrain_epochs: { integer: true, min: 0, default: 10, expected: 'an integer >= 0', doc: 'CNN-only epochs' },
+  gru_epochs: { integer: true, min: 0, default: 10, expected: 'an integer >= 0', doc: 'CNN+GRU epochs' },
+  patience: { integer: true, min: 1, default: 3, expected: 'an integer >= 1', doc: 'epochs without improvement before a phase stops' },
+  width: { min: 0, minExclusive: true, max: 4, default: 1, expected: 'a number in (0, 4]', doc: 'filter multiplier (1 = the report model)' },
+  freeze_epochs: { integer: true, min: 0, default: 0, expected: 'an integer >= 0', doc: 'GRU-phase epochs with the CNN not updated' },
+  micro_batch: { integer: true, min: 0, default: 0, expected: 'an integer >= 0 (0 = auto)', doc: 'images per forward/backward pass; gradients accumulate up to batch_size' },
+  val_fraction: { min: 0, minExclusive: true, max: 1, maxExclusive: true, default: 0.1, expected: 'a number in (0, 1)', doc: 'share held out for validation when no val set is given' },
+  seed: { integer: true, default: 0, expected: 'an integer', doc: 'trial seed (weights init, data order, dropout)' },
+} as const satisfies Record<string, TrainerParam>;
 
-export function isTrainParam(key: string): key is keyof TrainParams {
-  return Object.hasOwn(DEFAULT_PARAMS, key);
+export type TrainerParamName = keyof typeof TRAINER_PARAMS;
+export type TrainParams = { [K in TrainerParamName]: number };
+
+export const DEFAULT_PARAMS = Object.fromEntries(
+  Object.entries(TRAINER_PARAMS).map(([k, d]) => [k, d.default]),
+) as TrainParams;
+
+export function isTrainerParam(key: string): key is TrainerParamName {
+  return Object.hasOwn(TRAINER_PARAMS, key);
+}
+
+/** Why `v` is outside `d`, or null when it is inside. */
+export function domainViolation(d: Domain, v: unknown): string | null {
+  const bad = () => `must be ${d.expected}`;
+  if (typeof v !== 'number' || !Number.isFinite(v)) return bad();
+  if (d.integer && !Number.isInteger(v)) return bad();
+  if (d.odd && Math.abs(v % 2) !== 1) return bad();
+  if (d.min !== undefined && (d.minExclusive ? v <= d.min : v < d.min)) return bad();
+  if (d.max !== undefined && (d.maxExclusive ? v >= d.max : v > d.max)) return bad();
+  return null;
 }
 
 /** Why a value is outside a known parameter's domain, or null. */
 export function paramProblem(key: string, value: unknown): string | null {
-  if (!isTrainParam(key)) return null;
-  const d = PARAM_DOMAINS[key];
-  if (typeof value !== 'number' || !Number.isFinite(value) || !d.check(value)) {
-    return `${key} must be ${d.expected}, got ${JSON.stringify(value)}`;
-  }
-  return null;
+  if (!isTrainerParam(key)) return null;
+  const why = domainViolation(TRAINER_PARAMS[key], value);
+  return why && `${key} ${why}, got ${JSON.stringify(value)}`;
 }
 
 /** Fills defaults and validates; `source` names where the values came from, for errors. */

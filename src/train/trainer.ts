@@ -186,7 +186,7 @@ function ceLoss(outputs: tf.Tensor[], yOneHot: tf.Tensor): tf.Scalar {
   // Keras' categorical cross-entropy on softmax outputs: clip, log, sum over heads.
   const probs = tf.stack(outputs, 1);
   const logp = tf.log(tf.clipByValue(probs, 1e-7, 1 - 1e-7));
-  return tf.neg(tf.sum(tf.mul(yOneHot, logp)));
+  return tf.neg(tf.sum(tf.mul(yOneHot, logp))) as tf.Scalar;
 }
 
 /** Counts correct characters and all-correct sequences of one (micro-)batch. */
@@ -205,7 +205,7 @@ function countCorrect(argmax: Int32Array | Float32Array | Uint8Array, y: Int32Ar
 }
 
 function oneHot(y: Int32Array, n: number, length: number, classes: number): tf.Tensor3D {
-  return tf.tidy(() => tf.oneHot(tf.tensor1d(y, 'int32'), classes).reshape([n, length, classes]) as tf.Tensor3D);
+  return tf.tidy(() => tf.reshape(tf.oneHot(tf.tensor1d(y, 'int32'), classes), [n, length, classes]) as tf.Tensor3D);
 }
 
 function imageTensor(x: Float32Array, n: number, shape: TrainInput['shape']): tf.Tensor4D {
@@ -481,16 +481,18 @@ class Trial {
     const regValue = reg ? reg.dataSync()[0] : 0;
     reg?.dispose();
     for await (const b of set.batches({ batchSize: Math.max(this.micro, 1), shuffle: false, seed: 0, epoch: 0 })) {
-      const r = tf.tidy(() => {
+      const [lossT, argmaxT, probsT] = tf.tidy(() => {
         const x = imageTensor(b.x, b.n, shape);
         const outputs = model.apply(x, { training: false }) as tf.Tensor[];
         const stacked = tf.stack(outputs, 1);
-        return {
-          loss: ceLoss(outputs, oneHot(b.y, b.n, shape.length, shape.classes)).dataSync()[0],
-          argmax: tf.argMax(stacked, 2).dataSync() as Int32Array,
-          probs: probs ? (stacked.dataSync() as Float32Array) : null,
-        };
+        return [ceLoss(outputs, oneHot(b.y, b.n, shape.length, shape.classes)), tf.argMax(stacked, 2), stacked];
       });
+      const r = {
+        loss: lossT.dataSync()[0],
+        argmax: argmaxT.dataSync() as Int32Array,
+        probs: probs ? (probsT.dataSync() as Float32Array) : null,
+      };
+      tf.dispose([lossT, argmaxT, probsT]);
       if (probs && r.probs) probs.set(r.probs, seen * per);
       const c = countCorrect(r.argmax, b.y, b.n, shape.length);
       lossSum += r.loss;

@@ -30,7 +30,7 @@ describe('the report model', () => {
     const out = m.predict(tf.zeros([2, 60, 200, 3])) as tf.Tensor[];
     expect(out.map((o) => o.shape)).toEqual(Array(6).fill([2, 36]));
     // softmax heads
-    expect(Math.abs(out[0].sum(1).dataSync()[0] - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(tf.sum(out[0], 1).dataSync()[0] - 1)).toBeLessThan(1e-5);
     tf.dispose(out);
     m.dispose();
   });
