@@ -1,0 +1,104 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCharset } from '../../src/data/charset.ts';
+import { loadDataset } from '../../src/data/dataset.ts';
+import { generateDataset } from '../../src/data/generate/index.ts';
+import { toTrainSet } from '../../src/data/trainset.ts';
+import { initBackend } from '../../src/train/backend.ts';
+import { DEFAULT_PARAMS, type TrainParams } from '../../src/train/params.ts';
+import { TrainingAborted, trainTrial, type EpochMetrics, type TrainInput } from '../../src/train/trainer.ts';
+
+// A small, learnable task: 2 characters from 4 classes (chance: 25% per character).
+const spec = { charset: parseCharset('0-3'), length: 2 };
+const shape = { height: 60, width: 200, length: 2, classes: 4 };
+let root: string;
+let data: TrainInput['data'];
+let backend: string;
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'sweep-trainer-'));
+  backend = (await initBackend('wasm')).backend;
+  await generateDataset({ style: 'railway', count: 96, seed: 11, out: join(root, 'train'), spec });
+  await generateDataset({ style: 'railway', count: 32, seed: 12, out: join(root, 'val'), spec });
+  const train = await loadDataset(join(root, 'train'), { spec });
+  const val = await loadDataset(join(root, 'val'), { spec });
+  data = { train: toTrainSet(train), val: toTrainSet(val) };
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const tiny = (p: Partial<TrainParams>): TrainParams => ({
+  ...DEFAULT_PARAMS,
+  width: 0.0625,
+  batch_size: 16,
+  micro_batch: 8,
+  lr: 0.003,
+  dropout: 0.1,
+  patience: 10,
+  seed: 7,
+  ...p,
+});
+
+/** Everything an epoch reports except wall-clock measurements. */
+const stable = (h: EpochMetrics[]) => h.map(({ images_per_s: _i, seconds: _s, ...rest }) => rest);
+
+describe('trainer', () => {
+  it('lowers the loss and beats chance on images it trained on', async () => {
+    const epochs: EpochMetrics[] = [];
+    const out = join(root, 'learn');
+    // Validation on the training images themselves: can the model fit a small set at all?
+    const result = await trainTrial({
+      params: tiny({ pretrain_epochs: 6, gru_epochs: 0 }),
+      backend,
+      data: { train: data.train, val: data.train },
+      shape,
+      outDir: out,
+      events: { epochEnd: (m) => void epochs.push(m) },
+    });
+    expect(epochs).toHaveLength(6);
+    expect(epochs[5].loss).toBeLessThan(epochs[0].loss);
+    expect(Math.max(...epochs.map((e) => e.char_acc))).toBeGreaterThan(0.3);
+    expect(result.val_char_acc).toBeGreaterThan(0.3);
+    expect(result.backend).toBe('wasm');
+    // Per-character probabilities for the ensemble: n x length x classes, rows sum to 1.
+    const bytes = readFileSync(result.predictions.val);
+    const probs = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    expect(probs.length).toBe(96 * 2 * 4);
+    expect(probs[0] + probs[1] + probs[2] + probs[3]).toBeCloseTo(1, 4);
+  });
+
+  it('resumes a killed trial to the same metrics as an uninterrupted one', async () => {
+    const params = tiny({ pretrain_epochs: 2, gru_epochs: 2 });
+    const logs: string[] = [];
+    const straight: EpochMetrics[] = [];
+    const a = await trainTrial({
+      params, backend, data, shape, outDir: join(root, 'straight'),
+      events: { epochEnd: (m) => void straight.push(m), log: (m) => void logs.push(m) },
+    });
+    expect(logs.some((l) => /gru: copied 16 conv\/BN layers from pretrain epoch/.test(l))).toBe(true);
+
+    // Stop after each of the first three epochs (one crossing the phase boundary), then resume.
+    const out = join(root, 'interrupted');
+    for (let stopAfter = 0; stopAfter < 3; stopAfter++) {
+      const controller = new AbortController();
+      await expect(
+        trainTrial({ params, backend, data, shape, outDir: out, signal: controller.signal, events: { epochEnd: () => controller.abort() } }),
+      ).rejects.toBeInstanceOf(TrainingAborted);
+    }
+    const b = await trainTrial({ params, backend, data, shape, outDir: join(root, 'interrupted') });
+    const history = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8')) as EpochMetrics[];
+    expect(stable(history)).toEqual(stable(straight));
+    expect(b.val_seq_acc).toBe(a.val_seq_acc);
+    expect(b.val_char_acc).toBe(a.val_char_acc);
+    expect(b.val_loss).toBe(a.val_loss);
+    expect(readFileSync(join(out, 'model', 'weights.bin')).equals(readFileSync(join(root, 'straight', 'model', 'weights.bin')))).toBe(true);
+  });
+
+  it('refuses to resume a checkpoint made with other parameters', async () => {
+    await expect(
+      trainTrial({ params: tiny({ pretrain_epochs: 2, gru_epochs: 2, lr: 0.01 }), backend, data, shape, outDir: join(root, 'straight') }),
+    ).rejects.toThrow(/other parameters/);
+  });
+});
