@@ -228,6 +228,10 @@ export class ByteCache {
     return true;
   }
 
+  get(path: string): Buffer | undefined {
+    return this.files.get(path);
+  }
+
   async read(path: string): Promise<Buffer> {
     const hit = this.files.get(path);
     if (hit) return hit;
@@ -261,15 +265,15 @@ export async function decodeInto(
   opts: DecodeOptions = {},
 ): Promise<{ width: number; height: number }> {
   const name = typeof source === 'string' ? source : '<image bytes>';
-  let bytes: Uint8Array;
-  if (typeof source === 'string') {
+  // Cached bytes are decoded without an await first, so the decode is queued on the threadpool
+  // before the caller returns: the batch stream relies on this to overlap a blocking train step.
+  let bytes = typeof source === 'string' ? opts.cache?.get(source) : source;
+  if (bytes === undefined) {
     try {
-      bytes = opts.cache ? await opts.cache.read(source) : await readFile(source);
+      bytes = opts.cache ? await opts.cache.read(source as string) : await readFile(source as string);
     } catch (e) {
       throw new UserError(`${name}: cannot be read (${firstLine(e)})`);
     }
-  } else {
-    bytes = source;
   }
   const decoder = opts.decoder ?? 'canvas';
   const fail = (problem: string) => new UserError(`${name}: ${problem}`);

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LABEL_SPEC, encodeLabel } from '../../src/data/charset.ts';
 import { loadDataset, type Dataset } from '../../src/data/dataset.ts';
-import { BatchStream, batches, batchesPerEpoch, epochOrder, oneHot, toSequenceTensors, toTensors, type Batch } from '../../src/data/batches.ts';
+import { BatchStream, batchSource, batches, batchesPerEpoch, epochOrder, oneHot, toSequenceTensors, toTensors, type Batch } from '../../src/data/batches.ts';
 
 const W = 12;
 const H = 5;
@@ -118,6 +118,16 @@ describe('batches', () => {
       }
       expect(buffers.size).toBe(prefetch + keep);
     }
+  });
+
+  it('batchSource gives the trainer its view: size, files, labels, epochs of batches', async () => {
+    const src = batchSource(ds, { prefetch: 1 });
+    expect(src.size).toBe(N);
+    expect(src.files[3]).toBe(`${labelOf(3)}.png`);
+    expect(src.labels[3]).toBe(labelOf(3));
+    const got = await collect(src.batches({ batchSize: 5, shuffle: true, seed: 1, epoch: 2 }));
+    const want = await collect(batches(ds, { batchSize: 5, seed: 1, epoch: 2 }));
+    expect(got.map((b) => b.indices)).toEqual(want.map((b) => b.indices));
   });
 
   it('fails with the name of a file that went bad after loading', async () => {
