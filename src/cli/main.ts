@@ -10,6 +10,7 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./train.ts'),
   () => import('./data.ts'),
   () => import('./plan.ts'),
+  () => import('./db.ts'),
 ];
 
 export async function main(argv: string[]): Promise<number> {
