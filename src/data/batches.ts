@@ -5,13 +5,16 @@
  * stores seed, epoch and the next batch index (`startBatch`) replays the rest of the epoch
  * exactly after a restart.
  *
- * Overlap. The stream keeps `prefetch` batches decoding ahead of the one the consumer holds.
- * Their decodes are queued on libuv's threadpool (decode.ts) before the consumer's synchronous
- * train step blocks the main thread, so they proceed in parallel with it. What stays on the
- * main thread, run when the step returns, is the copy out of each decoded image and the float
- * conversion: ~60-90 us/image, ~2-3 ms for a batch of 32. Bytes in the dataset's cache are
- * decoded at once; a file read from disk needs the main thread between its read and its
- * decode, so with prefetch >= 2 its read overlaps one step and its decode the next.
+ * Overlap. The stream keeps `prefetch` batches decoding ahead of the one the consumer holds, so
+ * a synchronous train step that blocks the main thread does not stop decoding:
+ *  - by default on decode worker threads (decode.ts DecodePool): each worker reads, decodes,
+ *    converts and writes floats into the batch's shared buffer; the main thread only posts one
+ *    message per worker per batch (~10-20 us/image of main-thread time).
+ *  - with threads: 0, in-process: decodes are queued on libuv's threadpool before the step
+ *    blocks, but the copy out of each decoded image and the float conversion (and sharp's
+ *    per-call JS) need the main thread when the step returns, ~170-210 us/image measured, ~5-7
+ *    ms per batch of 32. A file not in the byte cache also needs the main thread between its
+ *    read and its decode (with prefetch >= 2 the read overlaps one step, the decode the next).
  *
  * Memory. Only `prefetch + keep` batch buffers exist, whatever the dataset size (200k images
  * as float32 would be 29 GB). A yielded batch's `x` and `y` are views of a reused buffer:
@@ -24,7 +27,7 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import path from 'node:path';
 import { encodeLabel, type LabelSpec } from './charset.ts';
 import type { Dataset } from './dataset.ts';
-import { CHANNELS, decodeInto, type Decoder } from './decode.ts';
+import { CHANNELS, decodeInto, defaultDecodeThreads, sharedDecodePool, type DecodeJob, type DecodePool, type Decoder } from './decode.ts';
 import { Rng } from '../util/rng.ts';
 
 export interface Batch {
@@ -57,7 +60,13 @@ export interface BatchOptions {
   dropRemainder?: boolean;
   /** Resume within the epoch: the first batch to yield. */
   startBatch?: number;
+  /** 'canvas' (default) or 'sharp' (in-process only; for comparison). */
   decoder?: Decoder;
+  /**
+   * Decode worker threads (canvas only); default min(4, cores - 1), at least 1. 0 decodes
+   * in-process: on libuv's threadpool, with the copy out and float conversion on the main thread.
+   */
+  threads?: number;
 }
 
 /** The order of `count` items in an epoch: a pure function of (seed, epoch). */
@@ -91,6 +100,8 @@ export class BatchStream implements AsyncIterable<Batch> {
   private readonly prefetch: number;
   private readonly slots: { x: Float32Array; y: Int32Array }[];
   private readonly imageSize: number;
+  private readonly threads: number;
+  private pool: DecodePool | null = null;
   private nextBatch: number;
   private started = false;
 
@@ -119,9 +130,13 @@ export class BatchStream implements AsyncIterable<Batch> {
     this.labels = new Int32Array(n * spec.length);
     dataset.items.forEach((item, i) => this.labels.set(encodeLabel(item.label, spec), i * spec.length));
     this.imageSize = dataset.height * dataset.width * CHANNELS;
+    this.threads = (opts.decoder ?? 'canvas') === 'canvas' ? (opts.threads ?? defaultDecodeThreads()) : 0;
+    if (!Number.isInteger(this.threads) || this.threads < 0) throw new RangeError(`threads must be an integer >= 0, got ${opts.threads}`);
     const slotCount = Math.min(prefetch + keep, Math.max(1, this.batchCount));
+    // Decode workers write into shared memory.
+    const floats = (count: number) => (this.threads > 0 ? new Float32Array(new SharedArrayBuffer(count * 4)) : new Float32Array(count));
     this.slots = Array.from({ length: slotCount }, () => ({
-      x: new Float32Array(batchSize * this.imageSize),
+      x: floats(batchSize * this.imageSize),
       y: new Int32Array(batchSize * spec.length),
     }));
   }
@@ -134,6 +149,7 @@ export class BatchStream implements AsyncIterable<Batch> {
   async *[Symbol.asyncIterator](): AsyncGenerator<Batch> {
     if (this.started) throw new Error('a BatchStream is iterated once; make a new one for the next epoch');
     this.started = true;
+    if (this.threads > 0 && this.nextBatch < this.batchCount) this.pool = sharedDecodePool(this.threads);
     const pending: Promise<Batch>[] = [];
     let launched = this.nextBatch;
     const launch = () => {
@@ -165,13 +181,18 @@ export class BatchStream implements AsyncIterable<Batch> {
     const indices = this.order.slice(start, start + n);
     const x = slot.x.subarray(0, n * imageSize);
     const y = slot.y.subarray(0, n * L);
-    const decodeOpts = { width: ds.width, height: ds.height, cache: ds.cache, decoder: this.opts.decoder };
-    await Promise.all(
-      Array.from(indices, (item, j) => {
-        y.set(this.labels.subarray(item * L, (item + 1) * L), j * L);
-        return decodeInto(path.join(ds.dir, ds.items[item].file), x, j * imageSize, decodeOpts);
-      }),
-    );
+    indices.forEach((item, j) => y.set(this.labels.subarray(item * L, (item + 1) * L), j * L));
+    const size = { width: ds.width, height: ds.height };
+    if (this.pool) {
+      const jobs: DecodeJob[] = Array.from(indices, (item, j) => {
+        const file = path.join(ds.dir, ds.items[item].file);
+        return { path: file, bytes: ds.cache?.get(file), offset: j * imageSize };
+      });
+      await this.pool.decode(jobs, slot.x, size);
+    } else {
+      const decodeOpts = { ...size, cache: ds.cache, decoder: this.opts.decoder };
+      await Promise.all(Array.from(indices, (item, j) => decodeInto(path.join(ds.dir, ds.items[item].file), x, j * imageSize, decodeOpts)));
+    }
     return { x, y, n, indices, batch: k, epoch: this.epoch, height: ds.height, width: ds.width };
   }
 }
@@ -244,10 +265,10 @@ export interface BatchSource {
   readonly size: number;
   readonly files: readonly string[];
   readonly labels: readonly string[];
-  batches(o: Omit<BatchOptions, 'prefetch' | 'keep' | 'decoder'>): AsyncIterable<Batch>;
+  batches(o: Omit<BatchOptions, 'prefetch' | 'keep' | 'decoder' | 'threads'>): AsyncIterable<Batch>;
 }
 
-export function batchSource(ds: Dataset, defaults: Pick<BatchOptions, 'prefetch' | 'keep' | 'decoder'> = {}): BatchSource {
+export function batchSource(ds: Dataset, defaults: Pick<BatchOptions, 'prefetch' | 'keep' | 'decoder' | 'threads'> = {}): BatchSource {
   return {
     size: ds.items.length,
     files: ds.items.map((i) => i.file),

@@ -26,6 +26,9 @@
  * (`verifyDecode`), which `loadDataset({verify: 'full'})` adds for the paranoid.
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
 import zlib from 'node:zlib';
 import { Image, createCanvas, type Canvas, type SKRSContext2D } from '@napi-rs/canvas';
 import sharp from 'sharp';
@@ -288,6 +291,7 @@ export async function decodeInto(
     const { width, height } = img;
     checkTarget(width, height, out, offset, opts, fail);
     const ctx = scratchContext(width, height);
+    ctx.clearRect(0, 0, width, height); // never leave the previous image if this one draws nothing
     ctx.drawImage(img, 0, 0);
     rgbaToUnit(ctx.getImageData(0, 0, width, height).data, out, offset, width * height);
     return { width, height };
@@ -369,3 +373,259 @@ function packedToUnit(bytes: Buffer, channels: number, out: Float32Array, offset
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Decode worker threads
+
+/**
+ * The worker's code. It runs with `eval`, so it needs no TypeScript loader and behaves the same
+ * under tsx, vitest and plain node. It decodes synchronously with @napi-rs/canvas (the worker
+ * thread is the parallelism), converts to floats, and writes them straight into the shared batch
+ * buffer; the main thread only posts a message per worker per batch.
+ */
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort, workerData } = require('node:worker_threads');
+const { readFileSync } = require('node:fs');
+const { Image, createCanvas } = require(workerData.canvas);
+const lut = new Float32Array(256);
+for (let i = 0; i < 256; i++) lut[i] = i / 255;
+// @napi-rs/canvas prints "ObjectRef is not unref" for every image reference still awaiting
+// garbage collection when a thread ends. So the worker collects when it falls idle and before
+// it closes; a process.exit() in the middle of an epoch can still print some.
+let collectGarbage = typeof globalThis.gc === 'function' ? globalThis.gc : null;
+if (!collectGarbage) {
+  try {
+    require('node:v8').setFlagsFromString('--expose-gc');
+    collectGarbage = require('node:vm').runInNewContext('gc');
+  } catch {}
+}
+let idle = null;
+function collectWhenIdle() {
+  if (idle) clearTimeout(idle);
+  idle = setTimeout(() => { idle = null; if (collectGarbage) collectGarbage(); }, 250);
+  idle.unref();
+}
+const contexts = new Map();
+function context(w, h) {
+  const key = w + 'x' + h;
+  let ctx = contexts.get(key);
+  if (!ctx) {
+    ctx = createCanvas(w, h).getContext('2d');
+    ctx.globalCompositeOperation = 'copy';
+    contexts.set(key, ctx);
+  }
+  return ctx;
+}
+const firstLine = (e) => String(e && e.message !== undefined ? e.message : e).split('\\n')[0].trim();
+function decode(job, out, width, height) {
+  let bytes = job.bytes;
+  if (!bytes) {
+    try { bytes = readFileSync(job.path); } catch (e) { return 'cannot be read (' + firstLine(e) + ')'; }
+  }
+  const img = new Image();
+  img.src = bytes;
+  const w = img.width, h = img.height;
+  if (!w || !h) return 'cannot be decoded (not an image @napi-rs/canvas can read)';
+  if (w !== width || h !== height) return 'is ' + w + 'x' + h + ' (width x height), expected ' + width + 'x' + height;
+  const ctx = context(w, h);
+  ctx.clearRect(0, 0, w, h);
+  ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, w, h).data;
+  for (let p = 0, q = job.offset, end = w * h * 4; p < end; p += 4, q += 3) {
+    out[q] = lut[d[p]];
+    out[q + 1] = lut[d[p + 1]];
+    out[q + 2] = lut[d[p + 2]];
+  }
+  return null;
+}
+parentPort.on('message', (m) => {
+  if (m.type === 'close') {
+    if (idle) clearTimeout(idle);
+    // Native finalizers run on a later turn of the loop than the collection that finds them.
+    if (collectGarbage) collectGarbage();
+    setImmediate(() => {
+      if (collectGarbage) collectGarbage();
+      setImmediate(() => parentPort.postMessage({ id: m.id, closed: true }));
+    });
+    return;
+  }
+  collectWhenIdle();
+  const out = new Float32Array(m.buffer);
+  for (let i = 0; i < m.jobs.length; i++) {
+    let problem;
+    try { problem = decode(m.jobs[i], out, m.width, m.height); } catch (e) { problem = 'cannot be decoded (' + firstLine(e) + ')'; }
+    if (problem) { parentPort.postMessage({ id: m.id, index: i, problem }); return; }
+  }
+  parentPort.postMessage({ id: m.id });
+});
+`;
+
+export interface DecodeJob {
+  /** The file; named in errors, and read by the worker when `bytes` is absent. */
+  path: string;
+  bytes?: Uint8Array;
+  /** Where its floats start in the output. */
+  offset: number;
+}
+
+interface WorkerReply {
+  id: number;
+  index?: number;
+  problem?: string;
+}
+
+/** Decoding threads; `min(4, cores - 1)`, at least 1: the main thread is the trainer's. */
+export function defaultDecodeThreads(): number {
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(4, cores - 1));
+}
+
+/**
+ * Worker threads that decode images into a SharedArrayBuffer. The workers are unref'd while
+ * idle, so they never keep a process alive.
+ */
+export class DecodePool {
+  private readonly workers: Worker[];
+  private readonly waiting = new Map<number, { resolve(): void; reject(e: Error): void; jobs: DecodeJob[] }>();
+  private nextId = 0;
+  private failure: Error | null = null;
+  private closing: Promise<void> | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  /** Called when the pool has had nothing to do for `idleMs`. */
+  onIdle: (() => void) | null = null;
+
+  constructor(
+    readonly threads: number,
+    private readonly idleMs = 10_000,
+  ) {
+    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`decode threads must be a positive integer, got ${threads}`);
+    const canvas = createRequire(import.meta.url).resolve('@napi-rs/canvas');
+    this.workers = Array.from({ length: threads }, () => {
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { canvas } });
+      w.unref();
+      w.on('message', (m: WorkerReply) => this.settle(m));
+      w.on('error', (e) => this.breakDown(e));
+      w.on('exit', (code) => {
+        if (!this.closing) this.breakDown(new Error(`a decode worker exited (code ${code})`));
+      });
+      return w;
+    });
+  }
+
+  get alive(): boolean {
+    return !this.failure && !this.closing;
+  }
+
+  /**
+   * Decodes each job's image into `out` (backed by a SharedArrayBuffer) at its offset, as
+   * float32 RGB value / 255. A bad file rejects with a UserError naming it.
+   */
+  decode(jobs: DecodeJob[], out: Float32Array, size: { width: number; height: number }): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new Error('the decode pool is closed'));
+    if (!(out.buffer instanceof SharedArrayBuffer) || out.byteOffset !== 0) {
+      return Promise.reject(new TypeError('DecodePool.decode needs a Float32Array over a whole SharedArrayBuffer'));
+    }
+    const floats = size.width * size.height * CHANNELS;
+    for (const j of jobs) {
+      if (j.offset < 0 || j.offset + floats > out.length) {
+        return Promise.reject(new RangeError(`decode offset ${j.offset} leaves no room for ${floats} floats in ${out.length}`));
+      }
+    }
+    if (this.idleTimer) clearTimeout(this.idleTimer), (this.idleTimer = null);
+    const per = Math.ceil(jobs.length / this.threads);
+    const parts: Promise<void>[] = [];
+    for (let k = 0; k * per < jobs.length; k++) {
+      const chunk = jobs.slice(k * per, (k + 1) * per);
+      const id = this.nextId++;
+      const worker = this.workers[k];
+      parts.push(
+        new Promise<void>((resolve, reject) => {
+          this.waiting.set(id, { resolve, reject, jobs: chunk });
+          worker.ref(); // awaited work keeps the process alive
+          worker.postMessage({ id, buffer: out.buffer, width: size.width, height: size.height, jobs: chunk });
+        }),
+      );
+    }
+    return Promise.all(parts).then(() => undefined);
+  }
+
+  private settle(m: WorkerReply): void {
+    const w = this.waiting.get(m.id);
+    if (!w) return;
+    this.waiting.delete(m.id);
+    if (m.problem !== undefined) w.reject(new UserError(`${w.jobs[m.index ?? 0].path}: ${m.problem}`));
+    else w.resolve();
+    if (this.waiting.size === 0 && !this.closing) {
+      for (const worker of this.workers) worker.unref();
+      this.idleTimer = setTimeout(() => this.onIdle?.(), this.idleMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  private breakDown(e: Error): void {
+    this.failure ??= e;
+    for (const w of this.waiting.values()) w.reject(e);
+    this.waiting.clear();
+  }
+
+  /** Lets each worker collect its garbage, then ends it. */
+  close(): Promise<void> {
+    if (this.idleTimer) clearTimeout(this.idleTimer), (this.idleTimer = null);
+    this.closing ??= (async () => {
+      this.breakDown(new Error('the decode pool was closed'));
+      await Promise.all(
+        this.workers.map(async (w) => {
+          w.ref();
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              clearTimeout(timer);
+              w.off('message', onMessage);
+              w.off('exit', done);
+              resolve();
+            };
+            const onMessage = (m: { closed?: boolean }) => m.closed && done();
+            const timer = setTimeout(done, 2000);
+            w.on('message', onMessage);
+            w.once('exit', done);
+            w.postMessage({ type: 'close', id: -1 });
+          });
+          await w.terminate();
+        }),
+      );
+    })();
+    return this.closing;
+  }
+}
+
+let shared: DecodePool | null = null;
+
+/**
+ * The process's decode pool, made on first use (a worker starts in ~50 ms) and closed after
+ * 10 s without work or when the process is about to exit.
+ */
+export function sharedDecodePool(threads = defaultDecodeThreads()): DecodePool {
+  if (shared && shared.alive && shared.threads === threads) return shared;
+  if (shared) void shared.close();
+  const pool = new DecodePool(threads);
+  pool.onIdle = () => {
+    if (shared === pool) shared = null;
+    void pool.close();
+  };
+  shared = pool;
+  return pool;
+}
+
+/** Ends the shared pool's threads (tests, and before process.exit()). */
+export async function closeDecodePools(): Promise<void> {
+  const pool = shared;
+  shared = null;
+  await pool?.close();
+}
+
+// A process that ends by running out of work closes the pool first (see the worker's 'close').
+process.on('beforeExit', () => {
+  if (shared) void closeDecodePools();
+});

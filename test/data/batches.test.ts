@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LABEL_SPEC, encodeLabel } from '../../src/data/charset.ts';
 import { loadDataset, type Dataset } from '../../src/data/dataset.ts';
+import { closeDecodePools } from '../../src/data/decode.ts';
 import { BatchStream, batchSource, batches, batchesPerEpoch, epochOrder, oneHot, toSequenceTensors, toTensors, type Batch } from '../../src/data/batches.ts';
 
 const W = 12;
@@ -33,8 +34,16 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 afterAll(async () => {
+  await closeDecodePools();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Every way of decoding: worker threads (the default), in-process canvas, in-process sharp. */
+const DECODERS = [
+  { name: 'worker threads', threads: 2 },
+  { name: 'in-process canvas', threads: 0 },
+  { name: 'in-process sharp', decoder: 'sharp' as const },
+];
 
 /** Copies what a test keeps beyond the iteration (the buffers are reused). */
 async function collect(it: AsyncIterable<Batch>) {
@@ -66,9 +75,9 @@ describe('batches', () => {
     expect(e0again.map((b) => b.x)).toEqual(e0.map((b) => b.x));
   });
 
-  it('holds the pixels and labels of the files, batch by batch', async () => {
-    for (const decoder of ['canvas', 'sharp'] as const) {
-      for await (const b of batches(ds, { batchSize: 4, seed: 9, decoder })) {
+  it.each(DECODERS)('holds the pixels and labels of the files, batch by batch ($name)', async (how) => {
+    {
+      for await (const b of batches(ds, { batchSize: 4, seed: 9, ...how })) {
         expect(b.x.length).toBe(b.n * IMG);
         expect(b.y.length).toBe(b.n * spec.length);
         b.indices.forEach((item, j) => {
@@ -103,11 +112,11 @@ describe('batches', () => {
     expect(rest.map((b) => b.x)).toEqual(full.slice(5).map((b) => b.x));
   });
 
-  it('reuses prefetch + keep buffers, keeping the last `keep` batches intact', async () => {
+  it.each(DECODERS)('reuses prefetch + keep buffers, keeping the last `keep` batches intact ($name)', async (how) => {
     for (const [prefetch, keep] of [[0, 1], [1, 1], [2, 1], [2, 2], [3, 3]]) {
       const seen: Batch[] = [];
       const buffers = new Set<ArrayBufferLike>();
-      for await (const b of batches(ds, { batchSize: 2, shuffle: false, prefetch, keep })) {
+      for await (const b of batches(ds, { batchSize: 2, shuffle: false, prefetch, keep, ...how })) {
         buffers.add(b.x.buffer);
         seen.push(b);
         // The last `keep` batches still hold their own pixels.
@@ -130,9 +139,18 @@ describe('batches', () => {
     expect(got.map((b) => b.indices)).toEqual(want.map((b) => b.indices));
   });
 
-  it('fails with the name of a file that went bad after loading', async () => {
+  it.each(DECODERS)('fails with the name of a file that went bad after loading ($name)', async (how) => {
     const broken: Dataset = { ...ds, cache: null, items: [...ds.items, { file: 'gone00.png', label: 'gone00' }] };
-    await expect(collect(batches(broken, { batchSize: 4, shuffle: false }))).rejects.toThrow(/gone00\.png: cannot be read/);
+    await expect(collect(batches(broken, { batchSize: 4, shuffle: false, ...how }))).rejects.toThrow(/gone00\.png: cannot be read/);
+    await writeFile(path.join(dir, 'junk00.png'), 'not an image');
+    const junk: Dataset = { ...ds, cache: null, items: [{ file: 'junk00.png', label: 'junk00' }] };
+    await expect(collect(batches(junk, { batchSize: 4, ...how }))).rejects.toThrow(/junk00\.png: cannot be decoded/);
+    await rm(path.join(dir, 'junk00.png'));
+  });
+
+  it('decodes the same floats on worker threads and in-process', async () => {
+    const runs = await Promise.all(DECODERS.map((how) => collect(batches(ds, { batchSize: 6, seed: 5, ...how }))));
+    for (const r of runs.slice(1)) expect(r.map((b) => b.x)).toEqual(runs[0].map((b) => b.x));
   });
 });
 
