@@ -1,0 +1,127 @@
+/**
+ * Where a trial's data and outputs live, and generating a sweep's synthetic data once.
+ *
+ *   <artifacts>/trials/<trialId>/   a trial's checkpoints, model, predictions, result.json.
+ *       <artifacts> is SWEEP_ARTIFACTS when set, else SWEEP_HOME (default `.sweep`). Point
+ *       SWEEP_ARTIFACTS at storage every GPU box mounts (NFS, a bucket mount) so that a trial
+ *       given back by one box resumes from its checkpoint on another, and so the ensemble
+ *       builder finds every trial's predictions in one place.
+ *   <home>/data/<style>-<count>-s<seed>/   generated CAPTCHAs, made by the first worker that
+ *       needs them and shared by the others on the machine. (Generation is deterministic, so
+ *       each machine makes its own copy on local disk rather than reading a shared one.)
+ */
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { generateDataset } from '../data/generate/index.ts';
+import { sweepHome, type Env } from '../infra/env.ts';
+import { isAlive, readLock, releaseLock, tryAcquire } from '../infra/lockfile.ts';
+import type { DataSourceSpec, GenerateSpec, SweepSpec, TrainDefaults } from '../sweep/schema.ts';
+import { UserError } from '../util/errors.ts';
+
+export function artifactsRoot(env: Env = process.env): string {
+  const shared = env.SWEEP_ARTIFACTS?.trim();
+  return shared ? path.resolve(shared) : sweepHome(env);
+}
+
+export function trialDir(trialId: string, env: Env = process.env): string {
+  return path.join(artifactsRoot(env), 'trials', trialId);
+}
+
+export function generatedDir(g: GenerateSpec, env: Env = process.env): string {
+  return path.join(sweepHome(env), 'data', `${g.style}-${g.count}-s${g.seed}`);
+}
+
+/** A dataset directory, or CAPTCHAs to generate. */
+export type DataSource = { dir: string } | { generate: GenerateSpec };
+
+/** The sets one trial trains and evaluates on. Without `val`, val_fraction of train is held out. */
+export interface DataPlan {
+  train: DataSource;
+  val?: DataSource;
+  test?: DataSource;
+}
+
+function source(s: DataSourceSpec): DataSource {
+  return typeof s === 'string' ? { dir: s } : { generate: s };
+}
+
+/** The sweep's data plan; a UserError when the `train:` block names no training data. */
+export function dataPlan(train: TrainDefaults, file = 'the sweep file'): DataPlan {
+  if (train.data === undefined && train.generate === undefined) {
+    throw new UserError(
+      `${file}: train: names no training data; give train.data (a directory of labelled images) ` +
+        'or train.generate ({style: railway, count: 2000, seed: 1})',
+    );
+  }
+  return {
+    train: train.data !== undefined ? { dir: train.data } : { generate: train.generate! },
+    val: train.val !== undefined ? source(train.val) : undefined,
+    test: train.test !== undefined ? source(train.test) : undefined,
+  };
+}
+
+/**
+ * The spec with its dataset directories made absolute, relative to the sweep file's own
+ * directory (so a sweep means the same data wherever it is launched from). Stored with the
+ * sweep for the workers.
+ */
+export function withAbsolutePaths(spec: SweepSpec): SweepSpec {
+  const base = path.dirname(path.resolve(spec.file));
+  const abs = (s: DataSourceSpec | undefined) => (typeof s === 'string' ? path.resolve(base, s) : s);
+  const train: TrainDefaults = { ...spec.train };
+  if (train.data !== undefined) train.data = path.resolve(base, train.data);
+  if (train.val !== undefined) train.val = abs(train.val);
+  if (train.test !== undefined) train.test = abs(train.test);
+  return { ...spec, train };
+}
+
+/** Directories of the plan that do not exist on this machine (launch warns about them). */
+export function missingDirs(plan: DataPlan): string[] {
+  return [plan.train, plan.val, plan.test]
+    .filter((s): s is { dir: string } => s !== undefined && 'dir' in s)
+    .map((s) => s.dir)
+    .filter((d) => !existsSync(d));
+}
+
+/**
+ * The directory holding the source's images, generating them first if needed. Generation
+ * happens once per machine: one process holds `<dir>.lock` and writes to a temporary
+ * directory that is renamed into place when complete, so a directory at the final path is
+ * always a whole dataset, and processes waiting for it never read a partial one.
+ */
+export async function materialize(s: DataSource, opts: { env?: Env; log?: (msg: string) => void; signal?: AbortSignal } = {}): Promise<string> {
+  if ('dir' in s) return s.dir;
+  const dir = generatedDir(s.generate, opts.env);
+  const lock = `${dir}.lock`;
+  mkdirSync(path.dirname(dir), { recursive: true });
+  let waited = false;
+  for (;;) {
+    if (existsSync(dir)) return dir;
+    if (await tryAcquire(lock)) break;
+    if (!waited) {
+      const holder = await readLock(lock);
+      opts.log?.(`waiting for ${holder && isAlive(holder.pid) ? `process ${holder.pid}` : 'another process'} to generate ${dir}`);
+      waited = true;
+    }
+    opts.signal?.throwIfAborted();
+    await sleep(250);
+  }
+  try {
+    if (existsSync(dir)) return dir;
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    const g = s.generate;
+    opts.log?.(`generating ${g.count} ${g.style} CAPTCHAs (seed ${g.seed}) into ${dir}`);
+    try {
+      const r = await generateDataset({ style: g.style, count: g.count, seed: g.seed, out: tmp, signal: opts.signal });
+      renameSync(tmp, dir);
+      opts.log?.(`generated ${g.count} images in ${r.seconds.toFixed(1)}s`);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    return dir;
+  } finally {
+    await releaseLock(lock);
+  }
+}
