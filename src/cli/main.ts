@@ -11,6 +11,10 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./data.ts'),
   () => import('./plan.ts'),
   () => import('./db.ts'),
+  () => import('./launch.ts'),
+  () => import('./worker.ts'),
+  () => import('./status.ts'),
+  () => import('./cancel.ts'),
 ];
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,47 @@
+/**
+ * `sweep worker`: take trials from the queue and train them, on this machine, until stopped.
+ * SIGINT/SIGTERM: take no more trials; running ones stop after their epoch is checkpointed
+ * and go back to the queue (a second signal kills them; they still go back). Exit 0 once
+ * stopped cleanly.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { BACKEND_CHOICES, type BackendChoice } from '../train/backend.ts';
+import { UserError } from '../util/errors.ts';
+import { startWorker } from '../worker/worker.ts';
+
+interface WorkerArgs {
+  concurrency: number;
+  'max-trials'?: number;
+  'exit-when-idle': boolean;
+  backend?: BackendChoice;
+}
+
+const command: CommandModule<object, WorkerArgs> = {
+  command: 'worker',
+  describe: 'Train queued trials on this machine (Redis from REDIS_URL, database from DATABASE_URL)',
+  builder: (y: Argv) =>
+    y
+      .option('concurrency', { type: 'number', default: 1, describe: 'trials at once, one process each (CPU backends use one core per trial)' })
+      .option('max-trials', { type: 'number', describe: 'exit after this many trials' })
+      .option('exit-when-idle', { type: 'boolean', default: false, describe: 'exit when no trial is waiting, running or about to be retried' })
+      .option('backend', { choices: BACKEND_CHOICES, describe: 'backend for every trial (default: each sweep\'s train.backend)' }) as unknown as Argv<WorkerArgs>,
+  handler: async (args) => {
+    if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new UserError(`--concurrency must be a whole number >= 1, got ${args.concurrency}`);
+    const maxTrials = args['max-trials'];
+    if (maxTrials !== undefined && (!Number.isInteger(maxTrials) || maxTrials < 1)) throw new UserError(`--max-trials must be a whole number >= 1, got ${maxTrials}`);
+    const w = await startWorker({ concurrency: args.concurrency, maxTrials, exitWhenIdle: args['exit-when-idle'], backend: args.backend });
+    const onSignal = (sig: NodeJS.Signals) => w.stop(sig);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const summary = await w.done;
+      const outcomes = Object.entries(summary.outcomes).map(([k, n]) => `${n} ${k}`).join(', ') || 'no trials';
+      process.stderr.write(`worker ${summary.id} stopped (${summary.reason}): ${outcomes}\n`);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};
+
+export default command;
