@@ -70,16 +70,23 @@ export async function saveSweep(prisma: PrismaClient, spec: SweepSpec, storedSpe
   return { id: row.id, name: spec.name, created: false };
 }
 
-/** Inserts the trials that are not there yet; returns how many were new. */
+/**
+ * Inserts the trials that are not there yet; returns how many were new. One statement per
+ * INSERT_CHUNK trials, the columns passed as arrays and unnested by Postgres: for 10,000
+ * trials this is several times faster than createMany, whose cost grows with the number of
+ * bind parameters it builds.
+ */
 export async function insertTrials(prisma: PrismaClient, sweepId: string, trials: readonly ExpandedTrial[]): Promise<number> {
   let created = 0;
   for (let i = 0; i < trials.length; i += INSERT_CHUNK) {
     const chunk = trials.slice(i, i + INSERT_CHUNK);
-    const r = await prisma.trial.createMany({
-      data: chunk.map((t) => ({ id: t.id, sweepId, index: t.index, params: json(t.params), seed: t.seed })),
-      skipDuplicates: true,
-    });
-    created += r.count;
+    created += await prisma.$executeRaw`
+      INSERT INTO "Trial" ("id", "sweepId", "index", "params", "seed")
+      SELECT t.id, ${sweepId}, t.index, t.params::jsonb, t.seed
+      FROM unnest(${chunk.map((t) => t.id)}::text[], ${chunk.map((t) => t.index)}::int[],
+                  ${chunk.map((t) => JSON.stringify(t.params))}::text[], ${chunk.map((t) => t.seed)}::int[])
+        AS t(id, index, params, seed)
+      ON CONFLICT ("id") DO NOTHING`;
   }
   return created;
 }
