@@ -20,8 +20,9 @@
  * as float32 would be 29 GB). A yielded batch's `x` and `y` are views of a reused buffer:
  * batch k stays valid until the consumer asks for batch k + keep (default keep = 1: until the
  * next iteration of `for await`). Copy what you need longer; `toTensors` copies by default,
- * because tfjs's CPU backend keeps a Float32Array it is given instead of copying it. `indices`
- * is the consumer's to keep.
+ * because tfjs's CPU backend keeps a Float32Array it is given instead of copying it. With decode
+ * workers `x` is backed by a SharedArrayBuffer (the copy is an ordinary one). `indices` is the
+ * consumer's to keep.
  */
 import type * as tfc from '@tensorflow/tfjs-core';
 import path from 'node:path';

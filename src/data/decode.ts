@@ -5,25 +5,29 @@
  * Pixels are written as float32 NHWC RGB, value / 255, so in [0, 1]. The model takes these
  * raw values (no mean/std normalisation), as the report's Keras code did with `x / 255`.
  *
- * Two decoders, both wrapping well-kept native libraries:
- *  - 'canvas' (default): @napi-rs/canvas (Skia over libpng/libjpeg-turbo). `Image.decode()`
- *    runs on libuv's threadpool, so decoding overlaps whatever blocks the main thread; the
- *    copy out (drawImage + getImageData) and the float conversion run on the main thread
- *    (about a fifth of the per-image cost). Measured 2-3x faster than sharp on 200x60 images,
- *    where sharp's per-call pipeline setup dominates (bench/pipeline.ts).
- *  - 'sharp': libvips. Slower per small image but strict: it refuses truncated files.
- * For opaque images both give identical bytes (checked for RGB/RGBA/grey/palette/16-bit PNG
- * and baseline JPEG). They differ only on translucent pixels: canvas stores premultiplied
- * alpha, so the colour of a pixel with alpha < 255 comes back rounded (exactly 0 when fully
- * transparent), while sharp drops the alpha channel untouched. CAPTCHA images are opaque.
- * Embedded ICC profiles are ignored by both (as PIL and OpenCV do): the pixel values are
- * the file's.
+ * Decoders, all wrapping well-kept native libraries (numbers from bench/pipeline.ts on
+ * 200x60 images):
+ *  - DecodePool (what BatchStream uses by default): worker threads running @napi-rs/canvas
+ *    (Skia over libpng/libjpeg-turbo) synchronously, converting to floats and writing them into
+ *    the batch's SharedArrayBuffer. ~10-20 us/image of main-thread time.
+ *  - decodeInto(..., {decoder: 'canvas'}): in-process; `Image.decode()` runs on libuv's
+ *    threadpool, but the copy out (drawImage + getImageData) and the float conversion run on
+ *    the main thread: ~150-170 us/image of it.
+ *  - decodeInto(..., {decoder: 'sharp'}): libvips. 2-3x slower per small image than canvas
+ *    (its per-call pipeline setup dominates, ~200-300 us/image of it on the main thread), kept
+ *    as the reference and for `verifyDecode`, where its strictness is the point.
+ * Canvas and sharp give identical bytes for opaque, untagged or sRGB-tagged images (checked
+ * for RGB/RGBA/grey/palette/16-bit PNG and baseline/progressive JPEG). They differ on
+ * translucent pixels (canvas stores premultiplied alpha, so their colour comes back rounded,
+ * 0 when fully transparent; sharp drops alpha untouched) and on files tagged with another ICC
+ * profile (canvas converts to sRGB, sharp here keeps the file's values). CAPTCHA generators
+ * write opaque sRGB images; training and prediction both use canvas.
  *
  * Skia is lenient: it decodes a truncated or bit-flipped PNG/JPEG without complaint, filling
  * what is missing. Hence `checkImage`, a structural check run at load time on the bytes
- * (PNG: every chunk's CRC, IHDR, IDAT, IEND; JPEG: the marker structure through EOI). It is
- * about 10 us/image, against ~300 us for a decode and ~1 ms for sharp's strict decode
- * (`verifyDecode`), which `loadDataset({verify: 'full'})` adds for the paranoid.
+ * (PNG: every chunk's CRC, IHDR, IDAT, IEND; JPEG: the marker structure through EOI): a few
+ * us/image, against ~200-400 us for a decode and ~1 ms for sharp's strict decode
+ * (`verifyDecode`), which `loadDataset({verify: 'full'})` adds.
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';

@@ -239,13 +239,14 @@ describe('decodeInto', () => {
     }
   });
 
-  it('gives the same pixels for grey, palette, RGBA PNG and JPEG from canvas and sharp', async () => {
+  it('gives the same pixels for grey, palette, RGBA PNG and baseline/progressive JPEG from canvas and sharp', async () => {
     const base = sharp(patternRaw(), { raw: { width: W, height: H, channels: 3 } });
     const variants = [
       await base.clone().grayscale().png().toBuffer(),
       await base.clone().png({ palette: true }).toBuffer(),
       await base.clone().ensureAlpha().png().toBuffer(),
       await base.clone().jpeg({ quality: 80 }).toBuffer(),
+      await base.clone().jpeg({ quality: 80, progressive: true }).toBuffer(),
     ];
     for (const bytes of variants) {
       const a = new Float32Array(W * H * 3);
