@@ -84,6 +84,14 @@ export function epochOrder(count: number, seed: number | string, epoch: number):
   return order;
 }
 
+/** Class indices of every item's label, n x length. */
+function encodedLabels(ds: Dataset): Int32Array {
+  const L = ds.spec.length;
+  const labels = new Int32Array(ds.items.length * L);
+  ds.items.forEach((item, i) => labels.set(encodeLabel(item.label, ds.spec), i * L));
+  return labels;
+}
+
 /** Number of batches in an epoch of `count` items. */
 export function batchesPerEpoch(count: number, batchSize: number, dropRemainder = false): number {
   return dropRemainder ? Math.floor(count / batchSize) : Math.ceil(count / batchSize);
@@ -128,8 +136,7 @@ export class BatchStream implements AsyncIterable<Batch> {
     }
     this.order = opts.shuffle === false ? Uint32Array.from({ length: n }, (_, i) => i) : epochOrder(n, this.seed, this.epoch);
     const { spec } = dataset;
-    this.labels = new Int32Array(n * spec.length);
-    dataset.items.forEach((item, i) => this.labels.set(encodeLabel(item.label, spec), i * spec.length));
+    this.labels = encodedLabels(dataset);
     this.imageSize = dataset.height * dataset.width * CHANNELS;
     this.threads = (opts.decoder ?? 'canvas') === 'canvas' ? (opts.threads ?? defaultDecodeThreads()) : 0;
     if (!Number.isInteger(this.threads) || this.threads < 0) throw new RangeError(`threads must be an integer >= 0, got ${opts.threads}`);
