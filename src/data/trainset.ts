@@ -1,16 +1,9 @@
 /** Adapts a loaded dataset to what the trainer reads, and loads the sets of one trial. */
-import { batches, type BatchOptions } from './batches.ts';
+import { batchSource } from './batches.ts';
 import { loadDataset, splitDataset, type Dataset, type LoadOptions } from './dataset.ts';
-import type { TrainSet } from '../train/trainer.ts';
 
-export function toTrainSet(ds: Dataset, decoder?: BatchOptions['decoder']): TrainSet {
-  return {
-    size: ds.items.length,
-    files: ds.items.map((i) => i.file),
-    labels: ds.items.map((i) => i.label),
-    batches: (o) => batches(ds, { ...o, decoder }),
-  };
-}
+/** The trainer's view of a dataset (see batchSource). */
+export const toTrainSet = batchSource;
 
 export interface TrialDataOptions extends LoadOptions {
   train: string;
