@@ -112,7 +112,7 @@ const command: CommandModule<object, LaunchArgs> = {
     const seen = new Map<string, string>();
     const onSnapshot = (s: SweepSnapshot) => {
       if (tty) {
-        const lines = table(s, process.stderr.columns ?? 100);
+        const lines = table(s, process.stderr.columns || 100);
         process.stderr.write(`${drawn ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
         drawn = lines.length;
         return;
