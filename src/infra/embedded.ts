@@ -36,7 +36,8 @@ import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { homePaths, type Env } from './env.ts';
@@ -151,7 +152,7 @@ function spawnServer(paths: EmbeddedPaths): void {
   try {
     const child = spawn(
       process.execPath,
-      ['--import', import.meta.resolve('tsx'), SERVER_SCRIPT, paths.home],
+      ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, SERVER_SCRIPT, paths.home],
       { detached: true, stdio: ['ignore', logFd, logFd], cwd: paths.home, env: process.env },
     );
     child.unref();

@@ -184,3 +184,42 @@ export async function migrate(
   const applied = opts.lock === false ? await apply() : await withAdvisoryLock(factory, apply);
   return { applied, migrations };
 }
+
+/**
+ * The SQL that takes a database at the end of the migrations folder to prisma/schema.prisma;
+ * empty when they agree. Replays the migrations on a throwaway in-memory PGlite, so it needs
+ * no server. (prisma/create-migration.ts writes it out as the next migration.)
+ */
+export async function schemaDrift(
+  opts: { migrationsDir?: string; schemaPath?: string } = {},
+): Promise<string> {
+  const schemaPath = opts.schemaPath ?? SCHEMA_PATH;
+  const [{ PGlite }, { PrismaPGlite }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('pglite-prisma-adapter'),
+  ]);
+  const db = await PGlite.create();
+  try {
+    // PGlite's own adapter, in process: adapter-pg cannot read the catalog's "char" columns,
+    // which the engine's introspection needs.
+    await migrate(new PrismaPGlite(db), { lock: false, migrationsDir: opts.migrationsDir });
+    const content = await readFile(schemaPath, 'utf8');
+    const files = [{ path: schemaPath, content }];
+    const engine = await openSchemaEngine(new PrismaPGlite(db), { datamodel: { path: schemaPath, content } });
+    try {
+      const diff = await engine.diff({
+        from: { tag: 'schemaDatasource', files, configDir: path.dirname(schemaPath) },
+        to: { tag: 'schemaDatamodel', files },
+        script: true,
+        exitCode: null,
+        filters: NO_FILTERS,
+      });
+      const sql = diff.stdout ?? '';
+      return /^\s*(-- This is an empty migration\.)?\s*$/.test(sql) ? '' : sql;
+    } finally {
+      engine.free();
+    }
+  } finally {
+    await db.close();
+  }
+}
