@@ -146,8 +146,11 @@ export async function serveEmbedded(
   }
 }
 
-/** Start a server process for `paths` (it exits at once if another holds the lock). */
-function spawnServer(paths: EmbeddedPaths): void {
+/**
+ * Start a server process for `paths` (it exits at once, with 0, if another holds the lock).
+ * Returns a promise of its exit code, settled only if it exits while this process runs.
+ */
+function spawnServer(paths: EmbeddedPaths): Promise<number | null> {
   const logFd = openSync(paths.log, 'a');
   try {
     const child = spawn(
@@ -156,6 +159,7 @@ function spawnServer(paths: EmbeddedPaths): void {
       { detached: true, stdio: ['ignore', logFd, logFd], cwd: paths.home, env: process.env },
     );
     child.unref();
+    return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   } finally {
     closeSync(logFd);
   }
@@ -180,7 +184,11 @@ export async function ensureEmbeddedServer(
 ): Promise<LockInfo> {
   const deadline = Date.now() + timeoutMs;
   let spawnedAt = 0;
+  let failed: number | null = null;
+  const fail = (why: string) =>
+    new Error(`the embedded database in ${paths.dataDir} ${why}; its log (${paths.log}) ends with:\n${logTail(paths.log)}`);
   for (;;) {
+    if (failed !== null) throw fail(`could not start (its server exited with code ${failed})`);
     const held = await readLock<LockInfo>(paths.lock);
     const alive = held !== null && isAlive(held.pid);
     if (alive && held.url) return held;
@@ -189,15 +197,12 @@ export async function ensureEmbeddedServer(
       // for the lock exits quietly.
       await mkdir(paths.home, { recursive: true });
       if (!spawnedAt) log(`starting the embedded database in ${paths.dataDir} (log: ${paths.log})`);
-      spawnServer(paths);
+      void spawnServer(paths).then((code) => {
+        if (code !== 0 && code !== null) failed = code;
+      });
       spawnedAt = Date.now();
     }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `the embedded database in ${paths.dataDir} did not start within ${Math.round(timeoutMs / 1000)} s; ` +
-          `its log (${paths.log}) ends with:\n${logTail(paths.log)}`,
-      );
-    }
+    if (Date.now() > deadline) throw fail(`did not start within ${Math.round(timeoutMs / 1000)} s`);
     await sleep(100);
   }
 }

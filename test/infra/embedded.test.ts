@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,5 +97,18 @@ describe('embedded database (PGlite, shared by local processes)', () => {
     expect(await stopEmbedded(env)).toBe(true);
     expect(await stopEmbedded(env)).toBe(false);
     await expect(readFile(embeddedPaths(env).lock)).rejects.toThrow();
+  });
+
+  it('reports a server that cannot start, with the end of its log', async () => {
+    const broken = await mkdtemp(path.join(os.tmpdir(), 'sweep-embedded-'));
+    try {
+      await writeFile(path.join(broken, 'db'), 'not a directory');
+      const err = await openDatabase({ env: { SWEEP_HOME: broken } }).catch((e: unknown) => e);
+      expect((err as Error).message).toMatch(/could not start/);
+      expect((err as Error).message).toContain(path.join(broken, 'db.log'));
+      expect((err as Error).message).toMatch(/failed to start/);
+    } finally {
+      await rm(broken, { recursive: true, force: true });
+    }
   });
 });
