@@ -264,6 +264,18 @@ export async function endAttempt(
   return r.count > 0;
 }
 
+/**
+ * A trial the queue gave up on without any worker running it to the end: its job stalled
+ * (its worker died) more often than the queue allows. Marks it failed unless it has ended.
+ */
+export async function failAbandoned(prisma: PrismaClient, trialId: string, error: string): Promise<boolean> {
+  const r = await prisma.trial.updateMany({
+    where: { id: trialId, status: { in: ['queued', 'running'] } },
+    data: { status: 'failed', error, finishedAt: new Date(), heartbeatAt: null },
+  });
+  return r.count > 0;
+}
+
 /** A cancelled trial whose owner has stopped it: record when. */
 export async function stoppedCancelled(prisma: PrismaClient, trialId: string, worker: string): Promise<void> {
   await prisma.trial.updateMany({ where: { id: trialId, worker, status: 'cancelled' }, data: { finishedAt: new Date(), heartbeatAt: null } });

@@ -32,6 +32,7 @@ import { better, epochMetric, epochRows, formatParams, resultMetric, sweptKeys }
 import {
   claimTrial,
   endAttempt,
+  failAbandoned,
   finishTrial,
   heartbeat,
   HEARTBEAT_MS,
@@ -53,6 +54,8 @@ export const LOCK_MS = 60_000;
 export const STALLED_MS = 60_000;
 /** A job re-delivered after a stall more often than this fails (a trial that kills its worker). */
 export const MAX_STALLED = 2;
+/** A job whose trial runs on another live worker is looked at again after this long. */
+const BUSY_RETRY_MS = STALE_MS / 3;
 
 export interface WorkerOptions {
   /** Trials run at once, each in its own process (one core each on the CPU backends). */
@@ -321,10 +324,10 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     }
     if (claim.outcome === 'busy') {
       // Another live worker runs it (it lost this job's lock, e.g. through a Redis restart).
-      // Look again once its heartbeat would have gone stale.
-      say({ id: trialId }, `running on ${claim.worker}; looking again in ${STALE_MS / 1000}s`);
+      // Look again in a while: if that worker is gone, its heartbeat will be stale by then.
+      say({ id: trialId }, `running on ${claim.worker}; looking again in ${BUSY_RETRY_MS / 1000}s`);
       count('busy');
-      await job.moveToDelayed(Date.now() + STALE_MS, token);
+      await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
       throw new DelayedError();
     }
     claimed++;
@@ -350,6 +353,16 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     autorun: false,
   });
   worker.on('error', (err) => log(`queue: ${err.message}`));
+  // A job whose workers died more than MAX_STALLED times is failed by the queue without
+  // reaching the processor; its trial would otherwise stay `running` with no owner.
+  worker.on('failed', (job, err) => {
+    if (!job?.deferredFailure) return;
+    const why = `${err.message}: the workers running this trial died ${MAX_STALLED + 1} times (killed, or out of memory?)`;
+    void failAbandoned(prisma, job.data.trialId, why).then(
+      (changed) => changed && say({ id: job.data.trialId }, `failed: ${why}`),
+      () => {},
+    );
+  });
 
   let idleTimer: NodeJS.Timeout | null = null;
   if (opts.exitWhenIdle) {
