@@ -17,6 +17,7 @@
 import * as tf from './tf.ts';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng } from '../util/rng.ts';
+import { UserError } from '../util/errors.ts';
 
 export const BASE_FILTERS = [64, 128, 256, 512] as const;
 export const GRU_UNITS = 128;
@@ -170,6 +171,13 @@ tf.serialization.registerClass(TimeStep);
  * instead, so no two layers start identical.
  */
 function cnnTrunk(spec: ModelSpec): { input: tfl.SymbolicTensor; pooled: tfl.SymbolicTensor } {
+  const [h, w] = featureMapSize(spec);
+  if (h < 1 || w < 1) {
+    throw new UserError(
+      `kernel_size ${spec.kernel_size} leaves no feature map for ${spec.height}x${spec.imageWidth} images ` +
+        `(each block's first conv is 'valid'); the largest kernel that fits is ${maxKernelSize(spec.height, spec.imageWidth)}`,
+    );
+  }
   const input = tfl.input({ shape: [spec.height, spec.imageWidth, 3], name: 'image' });
   const regularizer = spec.alpha > 0 ? tfl.regularizers.l2({ l2: spec.alpha }) : undefined;
   let layerSeed = spec.seed * 1000;
@@ -233,6 +241,28 @@ export function buildGruModel(spec: ModelSpec): tfl.LayersModel {
     head(new TimeStep({ index: i, name: `step${i + 1}` }).apply(sep) as tfl.SymbolicTensor, spec, i, `digit${i + 1}`),
   );
   return tfl.model({ inputs: input, outputs, name: 'cnn_gru' });
+}
+
+/** Height and width of the last block's output: each block's first conv is 'valid'. */
+export function featureMapSize(spec: Pick<ModelSpec, 'kernel_size' | 'height' | 'imageWidth'>): [number, number] {
+  let h = spec.height;
+  let w = spec.imageWidth;
+  for (let i = 0; i < BASE_FILTERS.length; i++) {
+    h -= spec.kernel_size - 1;
+    w -= spec.kernel_size - 1;
+    if (i < BASE_FILTERS.length - 1) {
+      h = Math.floor(h / 2);
+      w = Math.floor(w / 2);
+    }
+  }
+  return [h, w];
+}
+
+/** The largest odd kernel size whose last feature map is not empty (3 for 60x200 images). */
+export function maxKernelSize(height: number, imageWidth: number): number {
+  let k = 1;
+  while (featureMapSize({ kernel_size: k + 2, height, imageWidth }).every((d) => d >= 1)) k += 2;
+  return k;
 }
 
 /** Names of the layers that make up the CNN trunk (conv and BN), shared by both models. */

@@ -25,6 +25,8 @@ export interface TrainerParam extends Domain {
  * sweep file schema (src/sweep/schema.ts) checks `train:` and `parameters:` against it.
  */
 export const TRAINER_PARAMS = {
+  // Each block's first conv is 'valid', so the image size bounds the kernel: 3 at most for
+  // 60x200 (src/train/model.ts refuses larger ones with that message).
   kernel_size: { integer: true, odd: true, min: 1, default: 3, expected: 'a positive odd integer', doc: 'convolution kernel size' },
   alpha: { min: 0, default: 1e-4, expected: 'a number >= 0', doc: 'L2 weight decay coefficient' },
   dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },

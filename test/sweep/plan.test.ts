@@ -76,10 +76,10 @@ describe('sweep plan (the command module alone)', () => {
     expect(lines[1]).toBe('fixed: alpha=0.0001 lr=0.001 batch_size=32 pretrain_epochs=3 gru_epochs=2 patience=2 width=0.125 freeze_epochs=0');
     expect(lines[2].split(/\s+/)).toEqual(['index', 'id', 'dropout', 'kernel_size']);
     expect(lines.slice(3, 7).map((l) => l.split(/\s+/))).toEqual([
-      ['0', trials[0].id, '0.1', '3'],
-      ['1', trials[1].id, '0.1', '5'],
-      ['2', trials[2].id, '0.25', '3'],
-      ['3', trials[3].id, '0.25', '5'],
+      ['0', trials[0].id, '0.1', '1'],
+      ['1', trials[1].id, '0.1', '3'],
+      ['2', trials[2].id, '0.25', '1'],
+      ['3', trials[3].id, '0.25', '3'],
     ]);
     expect(lines[7]).toBe('4 trials');
   });

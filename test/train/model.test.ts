@@ -25,7 +25,7 @@ describe('the report model', () => {
   it('scales filters with width and keeps the heads', () => {
     expect(filtersFor(0.25)).toEqual([16, 32, 64, 128]);
     expect(filtersFor(0.125)).toEqual([8, 16, 32, 64]);
-    const m = buildGruModel({ ...spec, width: 0.125, kernel_size: 5 });
+    const m = buildGruModel({ ...spec, width: 0.125, kernel_size: 1 });
     expect(m.outputs).toHaveLength(6);
     const out = m.predict(tf.zeros([2, 60, 200, 3])) as tf.Tensor[];
     expect(out.map((o) => o.shape)).toEqual(Array(6).fill([2, 36]));
@@ -80,5 +80,14 @@ describe('orthogonalRows', () => {
         expect(dot).toBeCloseTo(a === b ? 1 : 0, 5);
       }
     }
+  });
+});
+
+describe('kernel sizes', () => {
+  it('refuses a kernel that leaves no feature map, naming the largest that fits', async () => {
+    const { maxKernelSize, featureMapSize } = await import('../../src/train/model.ts');
+    expect(featureMapSize({ kernel_size: 3, height: 60, imageWidth: 200 })).toEqual([3, 21]);
+    expect(maxKernelSize(60, 200)).toBe(3);
+    expect(() => buildGruModel({ ...spec, width: 0.125, kernel_size: 5 })).toThrow(/kernel_size 5 leaves no feature map for 60x200 images.*largest kernel that fits is 3/);
   });
 });
