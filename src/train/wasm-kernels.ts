@@ -409,7 +409,8 @@ function maxPoolGradKernel(tf: TF, stock: tfc.KernelConfig | null): tfc.KernelFu
     const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tfc.MaxPoolGradAttrs;
     const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
     const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth } = info;
-    const { effectiveFilterHeight: fh, effectiveFilterWidth: fw, dilationHeight: dh, dilationWidth: dw } = info;
+    // MaxPoolGrad has no dilation attribute: the window is the filter.
+    const { effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([...input.shape], 'float32');
     // Views after makeOutput: allocating may grow the wasm memory and detach older views.
@@ -417,33 +418,34 @@ function maxPoolGradKernel(tf: TF, stock: tfc.KernelConfig | null): tfc.KernelFu
     const g = heap.typedArrayFromHeap(dy) as Float32Array;
     const dx = heap.typedArrayFromHeap(out) as Float32Array;
     dx.fill(0);
-    const best = new Float32Array(c);
-    const where = new Int32Array(c);
+    const { top, left } = info.padInfo;
+    const rowStride = inWidth * c;
     let o = 0;
     for (let b = 0; b < batchSize; b++) {
       for (let yr = 0; yr < outHeight; yr++) {
-        const r0 = yr * strideHeight - info.padInfo.top;
-        for (let yc = 0; yc < outWidth; yc++, o += c) {
-          const c0 = yc * strideWidth - info.padInfo.left;
-          best.fill(-Infinity);
-          where.fill(-1);
-          for (let wr = 0; wr < fh; wr += dh) {
-            const r = r0 + wr;
-            if (r < 0 || r >= inHeight) continue;
-            for (let wc = 0; wc < fw; wc += dw) {
-              const col = c0 + wc;
-              if (col < 0 || col >= inWidth) continue;
-              const base = ((b * inHeight + r) * inWidth + col) * c;
-              for (let d = 0; d < c; d++) {
-                const v = x[base + d];
-                if (v > best[d]) {
-                  best[d] = v;
-                  where[d] = base + d;
+        const r0 = yr * strideHeight - top;
+        const rFrom = Math.max(0, -r0);
+        const rTo = Math.min(fh, inHeight - r0);
+        for (let yc = 0; yc < outWidth; yc++) {
+          const c0 = yc * strideWidth - left;
+          const cFrom = Math.max(0, -c0);
+          const cTo = Math.min(fw, inWidth - c0);
+          const corner = ((b * inHeight + r0) * inWidth + c0) * c;
+          for (let d = 0; d < c; d++, o++) {
+            let best = -Infinity;
+            let where = -1;
+            for (let wr = rFrom; wr < rTo; wr++) {
+              let i = corner + wr * rowStride + cFrom * c + d;
+              for (let wc = cFrom; wc < cTo; wc++, i += c) {
+                const v = x[i];
+                if (v > best) {
+                  best = v;
+                  where = i;
                 }
               }
             }
+            if (where >= 0) dx[where] += g[o];
           }
-          for (let d = 0; d < c; d++) if (where[d] >= 0) dx[where[d]] += g[o + d];
         }
       }
     }
