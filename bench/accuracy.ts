@@ -83,8 +83,8 @@ const spec = { ...params, height: 60, imageWidth: 200, length: 6, classes: 36 };
 const rows: Array<EpochMetrics & { cpu_min: number; wall_min: number }> = [];
 console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, ` +
   `${(forwardMacs(spec) / 1e6).toFixed(0)} MMAC/image forward, backend ${active.backend}, ${machine}`);
-console.log('| phase | epoch | cpu min | wall min | train img/s | loss | val seq | test char | test seq |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('| phase | epoch | cpu min | wall min | train img/s | loss | val seq | val char by position | test char | test seq |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 const controller = new AbortController();
 const save = () =>
   writeFileAtomic(join(out, 'curve.json'), JSON.stringify({ machine, backend: active.backend, params, rows }, null, 1));
@@ -103,7 +103,7 @@ try {
         rows.push(row);
         save();
         console.log(`| ${m.phase} | ${m.epoch + 1} | ${row.cpu_min.toFixed(1)} | ${row.wall_min.toFixed(1)} | ${m.images_per_s.toFixed(1)} | ` +
-          `${m.loss.toFixed(3)} | ${m.val_seq_acc.toFixed(4)} | ${m.test_char_acc!.toFixed(4)} | ${m.test_seq_acc!.toFixed(4)} |`);
+          `${m.loss.toFixed(3)} | ${m.val_seq_acc.toFixed(4)} | ${m.val_char_acc_by_position.map((v) => v.toFixed(2)).join(' ')} | ${m.test_char_acc!.toFixed(4)} | ${m.test_seq_acc!.toFixed(4)} |`);
         if (row.cpu_min >= budgetMin) controller.abort();
       },
     },

@@ -48,6 +48,8 @@ export interface EpochMetrics {
   val_loss: number;
   val_char_acc: number;
   val_seq_acc: number;
+  /** Validation accuracy of each character position (head); shows which positions are learned. */
+  val_char_acc_by_position: number[];
   /** Present when `testEveryEpoch` is set (benchmarks: accuracy against time). */
   test_loss?: number;
   test_char_acc?: number;
@@ -92,6 +94,7 @@ export interface EvalMetrics {
   loss: number;
   char_acc: number;
   seq_acc: number;
+  char_acc_by_position: number[];
 }
 
 export interface TrialResult {
@@ -380,6 +383,7 @@ class Trial {
         val_loss: val.loss,
         val_char_acc: val.char_acc,
         val_seq_acc: val.seq_acc,
+        val_char_acc_by_position: val.char_acc_by_position,
         images_per_s: seen / trainSeconds,
         seconds: 0,
       };
@@ -477,6 +481,7 @@ class Trial {
     let chars = 0;
     let seqs = 0;
     let seen = 0;
+    const byPosition = new Array<number>(shape.length).fill(0);
     const reg = l2Penalty(model, params.alpha);
     const regValue = reg ? reg.dataSync()[0] : 0;
     reg?.dispose();
@@ -495,12 +500,20 @@ class Trial {
       tf.dispose([lossT, argmaxT, probsT]);
       if (probs && r.probs) probs.set(r.probs, seen * per);
       const c = countCorrect(r.argmax, b.y, b.n, shape.length);
+      for (let i = 0; i < b.n; i++) {
+        for (let j = 0; j < shape.length; j++) if (r.argmax[i * shape.length + j] === b.y[i * shape.length + j]) byPosition[j]++;
+      }
       lossSum += r.loss;
       chars += c.chars;
       seqs += c.seqs;
       seen += b.n;
     }
-    return { loss: lossSum / seen + regValue, char_acc: chars / (seen * shape.length), seq_acc: seqs / seen };
+    return {
+      loss: lossSum / seen + regValue,
+      char_acc: chars / (seen * shape.length),
+      seq_acc: seqs / seen,
+      char_acc_by_position: byPosition.map((c) => c / seen),
+    };
   }
 
   private async finish(): Promise<TrialResult> {
