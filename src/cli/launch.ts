@@ -9,6 +9,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { launchSweep, superviseLocalWorkers, tail, type LaunchResult, type SweepSnapshot } from '../scheduler/launch.ts';
+import { redactUrl } from '../infra/env.ts';
 import { BACKEND_CHOICES } from '../train/backend.ts';
 import { formatParams } from '../track/metrics.ts';
 import type { SweepStatus } from '../track/store.ts';
@@ -28,7 +29,7 @@ function launchLines(r: LaunchResult): string[] {
     `sweep ${r.sweep.name} (${r.sweep.id}): ${r.trials} trial(s): ${r.new} new, ${r.existing} already existed` +
       (r.requeued ? `, ${r.requeued} set back to queued` : '') +
       `; ${r.enqueued} job(s) enqueued, ${r.queued} trial(s) queued`,
-    `queue at ${r.redis.url}${r.redis.started ? ' (private redis-server started)' : ''}; ${r.database.kind} database at ${r.database.url}`,
+    `queue at ${redactUrl(r.redis.url)}${r.redis.started ? ' (private redis-server started)' : ''}; ${r.database.kind} database at ${r.database.url}`,
   ];
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines;
@@ -164,7 +165,7 @@ const command: CommandModule<object, LaunchArgs> = {
 
 function launchJson(r: LaunchResult) {
   const { spec: _spec, ...rest } = r;
-  return rest;
+  return { ...rest, redis: { ...r.redis, url: redactUrl(r.redis.url) } };
 }
 
 export default command;

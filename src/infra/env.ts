@@ -53,7 +53,7 @@ export function homePaths(env: Env = process.env) {
   };
 }
 
-/** Postgres URL with secrets removed, for messages and logs. */
+/** A URL (Postgres, Redis) with its password removed, for messages and logs. */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);

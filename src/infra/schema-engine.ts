@@ -45,12 +45,6 @@ async function loadGlue(): Promise<Glue> {
   return glue;
 }
 
-/** The engine's version string (a prisma-engines commit). */
-export async function schemaEngineVersion(): Promise<string> {
-  gluePromise ??= loadGlue();
-  return (await gluePromise).version();
-}
-
 /**
  * A schema engine working through `adapter`. `log` receives the engine's tracing lines
  * (JSON), useful only when debugging. Free it with `engine.free()`.

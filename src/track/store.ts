@@ -94,7 +94,9 @@ export async function insertTrials(prisma: PrismaClient, sweepId: string, trials
 /** Sets the sweep's trials in `from` back to queued (for `launch --retry`); returns how many. */
 export async function requeueTrials(prisma: PrismaClient, sweepId: string, from: readonly TrialStatus[]): Promise<number> {
   const r = await prisma.trial.updateMany({
-    where: { sweepId, status: { in: [...from] } },
+    // A cancelled trial still being stopped (finishedAt unset) keeps its owner until it stops:
+    // requeueing it now would let a second worker train in the same directory.
+    where: { sweepId, status: { in: [...from] }, NOT: { status: 'cancelled', finishedAt: null } },
     data: { status: 'queued', worker: null, finishedAt: null, heartbeatAt: null },
   });
   return r.count;

@@ -292,11 +292,6 @@ export function l2Penalty(model: tfl.LayersModel, alpha: number): tf.Scalar | nu
   return tf.tidy(() => tf.mul(alpha, tf.addN(kernels.map((k) => tf.sum(tf.square(k))))) as tf.Scalar);
 }
 
-/** Keras' count_params(): every weight, trainable or not (BN moving statistics included). */
-export function countParams(model: tfl.LayersModel): number {
-  return model.countParams();
-}
-
 /**
  * Multiply-accumulates of one forward pass per image: the conv layers dominate.
  * Used by the throughput benchmark to show the fraction of the CPU's peak reached.

@@ -292,8 +292,11 @@ class Trial {
 
     if (this.state.phase === 'pretrain') {
       const model = buildPretrainModel(this.spec);
-      await this.runPhase('pretrain', model, params.pretrain_epochs);
-      model.dispose();
+      try {
+        await this.runPhase('pretrain', model, params.pretrain_epochs);
+      } finally {
+        model.dispose();
+      }
       this.state.phase = params.gru_epochs > 0 ? 'gru' : 'done';
       this.state.epoch = 0;
       this.state.step = 0;
@@ -304,14 +307,17 @@ class Trial {
     }
     if (this.state.phase === 'gru') {
       const model = buildGruModel(this.spec);
-      if (this.state.checkpoint === null && this.state.best.pretrain) {
-        const pre = await this.loadModel(this.state.best.pretrain.dir);
-        const copied = copyTrunkWeights(pre, model);
-        pre.dispose();
-        this.log(`gru: copied ${copied} conv/BN layers from pretrain epoch ${this.state.best.pretrain.epoch + 1}`);
+      try {
+        if (this.state.checkpoint === null && this.state.best.pretrain) {
+          const pre = await this.loadModel(this.state.best.pretrain.dir);
+          const copied = copyTrunkWeights(pre, model);
+          pre.dispose();
+          this.log(`gru: copied ${copied} conv/BN layers from pretrain epoch ${this.state.best.pretrain.epoch + 1}`);
+        }
+        await this.runPhase('gru', model, params.gru_epochs);
+      } finally {
+        model.dispose();
       }
-      await this.runPhase('gru', model, params.gru_epochs);
-      model.dispose();
       this.state.phase = 'done';
       this.state.checkpoint = null;
       this.state.adamBetaPowers = null;
@@ -327,16 +333,30 @@ class Trial {
   private async runPhase(phase: Phase, model: tfl.LayersModel, epochs: number): Promise<void> {
     const { params, data, events, signal, shape } = this.input;
     const optimizer = tf.train.adam(params.lr, 0.9, 0.999, 1e-7);
+    try {
+      await this.trainEpochs(phase, model, optimizer, epochs);
+    } finally {
+      optimizer.dispose();
+    }
+  }
+
+  private async trainEpochs(phase: Phase, model: tfl.LayersModel, optimizer: tf.Optimizer, epochs: number): Promise<void> {
+    const { params, data, events, signal, shape } = this.input;
     if (this.state.checkpoint) {
       const dir = join(this.ckptRoot, this.state.checkpoint);
       const saved = await this.loadModel(this.state.checkpoint);
       model.setWeights(saved.getWeights());
       saved.dispose();
-      await optimizer.setWeights(loadNamedTensors(dir, 'optimizer'));
+      const state = loadNamedTensors(dir, 'optimizer');
+      await optimizer.setWeights(state); // copies them into variables of its own
+      tf.dispose(state.map((t) => t.tensor));
       if (this.state.adamBetaPowers) {
+        const [b1, b2] = this.state.adamBetaPowers;
         const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
-        adam.accBeta1.assign(tf.scalar(this.state.adamBetaPowers[0]));
-        adam.accBeta2.assign(tf.scalar(this.state.adamBetaPowers[1]));
+        tf.tidy(() => {
+          adam.accBeta1.assign(tf.scalar(b1));
+          adam.accBeta2.assign(tf.scalar(b2));
+        });
       }
     }
     // Head and GRU variables first: Adam keys its moments by position, and freezing the CNN
@@ -399,7 +419,9 @@ class Trial {
       // Checkpoint: weights + optimizer into a new directory, then the state that points to it.
       const ckDir = `${phase}-e${String(epoch + 1).padStart(4, '0')}`;
       await model.save(fileUrl(join(this.ckptRoot, ckDir)));
-      await saveNamedTensors(join(this.ckptRoot, ckDir), 'optimizer', await optimizer.getWeights());
+      const optimizerState = await optimizer.getWeights();
+      await saveNamedTensors(join(this.ckptRoot, ckDir), 'optimizer', optimizerState);
+      optimizerState[0].tensor.dispose(); // the iteration count, made for the call; the rest are the optimizer's own
       const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
       this.state.adamBetaPowers = [adam.accBeta1.dataSync()[0], adam.accBeta2.dataSync()[0]];
       const best = this.state.best[phase];
@@ -417,7 +439,6 @@ class Trial {
       await events?.epochEnd?.(m);
       if (signal?.aborted) throw new TrainingAborted(phase, epoch);
     }
-    optimizer.dispose();
   }
 
   /** One optimizer step over a batch, accumulating gradients over micro-batches. */
@@ -478,14 +499,14 @@ class Trial {
     const { shape, params } = this.input;
     const per = shape.length * shape.classes;
     let lossSum = 0;
-    let chars = 0;
     let seqs = 0;
     let seen = 0;
     const byPosition = new Array<number>(shape.length).fill(0);
     const reg = l2Penalty(model, params.alpha);
     const regValue = reg ? reg.dataSync()[0] : 0;
     reg?.dispose();
-    for await (const b of set.batches({ batchSize: Math.max(this.micro, 1), shuffle: false, seed: 0, epoch: 0 })) {
+    // Inference keeps no gradients: it can take larger batches than training micro-batches.
+    for await (const b of set.batches({ batchSize: Math.max(this.micro, 32), shuffle: false, seed: 0, epoch: 0 })) {
       const [lossT, argmaxT, probsT] = tf.tidy(() => {
         const x = imageTensor(b.x, b.n, shape);
         const outputs = model.apply(x, { training: false }) as tf.Tensor[];
@@ -499,29 +520,40 @@ class Trial {
       };
       tf.dispose([lossT, argmaxT, probsT]);
       if (probs && r.probs) probs.set(r.probs, seen * per);
-      const c = countCorrect(r.argmax, b.y, b.n, shape.length);
       for (let i = 0; i < b.n; i++) {
-        for (let j = 0; j < shape.length; j++) if (r.argmax[i * shape.length + j] === b.y[i * shape.length + j]) byPosition[j]++;
+        let all = true;
+        for (let j = 0; j < shape.length; j++) {
+          if (r.argmax[i * shape.length + j] === b.y[i * shape.length + j]) byPosition[j]++;
+          else all = false;
+        }
+        if (all) seqs++;
       }
       lossSum += r.loss;
-      chars += c.chars;
-      seqs += c.seqs;
       seen += b.n;
     }
     return {
       loss: lossSum / seen + regValue,
-      char_acc: chars / (seen * shape.length),
+      char_acc: byPosition.reduce((a, c) => a + c, 0) / (seen * shape.length),
       seq_acc: seqs / seen,
       char_acc_by_position: byPosition.map((c) => c / seen),
     };
   }
 
   private async finish(): Promise<TrialResult> {
-    const { data, shape, outDir, params, backend } = this.input;
     const finalPhase: Phase = this.state.best.gru ? 'gru' : 'pretrain';
     const best = this.state.best[finalPhase];
     if (!best) throw new Error('no epoch was trained: pretrain_epochs and gru_epochs are both 0');
     const model = await this.loadModel(best.dir);
+    try {
+      return await this.writeOutputs(model);
+    } finally {
+      model.dispose();
+    }
+  }
+
+  /** The final model, predictions, history and result of a finished trial. */
+  private async writeOutputs(model: tfl.LayersModel): Promise<TrialResult> {
+    const { data, shape, outDir, params, backend } = this.input;
     const modelDir = join(outDir, 'model');
     await model.save(fileUrl(modelDir));
 
@@ -560,7 +592,6 @@ class Trial {
       predictions: { val: val.path, test: test?.path ?? null },
       params,
     };
-    model.dispose();
     writeFileAtomic(join(outDir, 'history.json'), JSON.stringify(this.state.history, null, 1));
     writeFileAtomic(join(outDir, 'result.json'), JSON.stringify(result, null, 1));
     return result;

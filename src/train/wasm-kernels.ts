@@ -130,11 +130,6 @@ export function registerWasmTrainingKernels(
   return done;
 }
 
-/** Puts back every stock kernel and gradient (Conv2DBackpropFilter is removed again). */
-export function unregisterWasmTrainingKernels(tf: TF): void {
-  registerWasmTrainingKernels(tf, []);
-}
-
 // ---- registry plumbing -------------------------------------------------------------------------
 
 function putKernel(tf: TF, name: string, make: (stock: tfc.KernelConfig | null) => tfc.KernelFunc): string {

@@ -23,7 +23,7 @@ import { hostname } from 'node:os';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { openDatabase, type Database } from '../infra/db.ts';
-import type { Env } from '../infra/env.ts';
+import { redactUrl, type Env } from '../infra/env.ts';
 import { connectRedis, ensureRedis } from '../infra/redis.ts';
 import { openTrialQueue, pendingJobs, queueName, type TrialJobData } from '../scheduler/queue.ts';
 import type { BackendChoice } from '../train/backend.ts';
@@ -355,9 +355,15 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   worker.on('error', (err) => log(`queue: ${err.message}`));
   // A job whose workers died more than MAX_STALLED times is failed by the queue without
   // reaching the processor; its trial would otherwise stay `running` with no owner.
+  // Likewise a job whose last attempt threw outside the trial (a store error, say): the
+  // processor could not record the end, so the trial is failed here with the reason.
   worker.on('failed', (job, err) => {
-    if (!job?.deferredFailure) return;
-    const why = `${err.message}: the workers running this trial died ${MAX_STALLED + 1} times (killed, or out of memory?)`;
+    if (!job) return;
+    const lastAttempt = job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!job.deferredFailure && !lastAttempt) return;
+    const why = job.deferredFailure
+      ? `${err.message}: the workers running this trial died ${MAX_STALLED + 1} times (killed, or out of memory?)`
+      : `${err.message} (after ${job.attemptsMade} attempts)`;
     void failAbandoned(prisma, job.data.trialId, why).then(
       (changed) => changed && say({ id: job.data.trialId }, `failed: ${why}`),
       () => {},
@@ -410,7 +416,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     })();
   }
 
-  log(`worker ${id}: queue ${prefix}:${name} at ${url}, concurrency ${concurrency}${opts.maxTrials !== undefined ? `, at most ${opts.maxTrials} trial(s)` : ''}${opts.exitWhenIdle ? ', exits when idle' : ''}`);
+  log(`worker ${id}: queue ${prefix}:${name} at ${redactUrl(url)}, concurrency ${concurrency}${opts.maxTrials !== undefined ? `, at most ${opts.maxTrials} trial(s)` : ''}${opts.exitWhenIdle ? ', exits when idle' : ''}`);
   void worker.run().catch((err) => {
     log(`queue worker stopped: ${(err as Error).message}`);
     stop('error');
