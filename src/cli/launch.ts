@@ -11,8 +11,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { launchSweep, superviseLocalWorkers, tail, type LaunchResult, type SweepSnapshot } from '../scheduler/launch.ts';
 import { redactUrl } from '../infra/env.ts';
 import { BACKEND_CHOICES } from '../train/backend.ts';
-import { formatParams } from '../track/metrics.ts';
-import type { SweepStatus } from '../track/store.ts';
+import { bestTrial, formatParams } from '../track/metrics.ts';
+import { endedCount, type SweepStatus } from '../track/store.ts';
 import { UserError } from '../util/errors.ts';
 import { bar, formatSeconds } from '../util/progress.ts';
 
@@ -37,16 +37,14 @@ function launchLines(r: LaunchResult): string[] {
 
 function countsLine(s: SweepStatus): string {
   const c = s.counts;
-  const ended = c.finished + c.failed + c.diverged + c.stopped + c.cancelled;
+  const ended = endedCount(c);
   const parts = [`${c.finished} finished`];
   for (const k of ['failed', 'diverged', 'stopped', 'cancelled'] as const) if (c[k]) parts.push(`${c[k]} ${k}`);
   return `${ended}/${s.total} ended (${parts.join(', ')}), ${c.running} running, ${c.queued} queued`;
 }
 
 function bestLine(s: SweepStatus): string {
-  if (!s.best) return `best: none yet (${s.metric.name}, ${s.metric.goal})`;
-  const b = s.best;
-  return `best: #${b.index} ${b.trialId} ${s.metric.name} ${b.value.toFixed(4)}${b.status === 'running' ? ' (running)' : ''}  ${formatParams(b.params, s.swept)}`;
+  return s.best ? `${bestTrial(s)}  ${formatParams(s.best.params, s.swept)}` : `best: none yet (${s.metric.name}, ${s.metric.goal})`;
 }
 
 function progressCell(s: SweepSnapshot, id: string): string {

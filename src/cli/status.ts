@@ -4,7 +4,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { openDatabase } from '../infra/db.ts';
-import { formatParams } from '../track/metrics.ts';
+import { bestTrial, formatParams } from '../track/metrics.ts';
 import { findSweep, listSweeps, sweepStatus, TRIAL_STATUSES, type SweepStatus } from '../track/store.ts';
 import { UserError } from '../util/errors.ts';
 import { formatSeconds } from '../util/progress.ts';
@@ -21,7 +21,7 @@ export function statusText(s: SweepStatus): string {
   const lines = [`${s.name} (${s.id}) ${s.method}, ${s.total} trial(s)${s.status !== 'active' ? `, ${s.status}` : ''}`];
   lines.push(`  ${TRIAL_STATUSES.filter((k) => c[k] > 0 || k === 'queued' || k === 'running' || k === 'finished').map((k) => `${k} ${c[k]}`).join('  ')}`);
   if (s.best) {
-    lines.push(`  best: #${s.best.index} ${s.best.trialId} ${s.metric.name} ${s.best.value.toFixed(4)}${s.best.status === 'running' ? ' (running)' : ''}`);
+    lines.push(`  ${bestTrial(s)}`);
     lines.push(`        ${formatParams(s.best.params, s.swept)}`);
   } else {
     lines.push(`  best: none yet (${s.metric.name}, ${s.metric.goal})`);

@@ -8,6 +8,7 @@
 import { leaves } from '../scheduler/grid.ts';
 import type { ParamSpec } from '../sweep/schema.ts';
 import type { EpochMetrics, TrialResult } from '../train/trainer.ts';
+import type { SweepStatus } from './store.ts';
 
 export interface MetricRow {
   trialId: string;
@@ -92,4 +93,10 @@ export function formatParams(params: Record<string, unknown>, keys?: readonly st
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${show(v)}`)
     .join(' ');
+}
+
+/** `best: #index id metric value` of a sweep that has a best trial, as launch and status print it. */
+export function bestTrial(s: SweepStatus): string {
+  const b = s.best!;
+  return `best: #${b.index} ${b.trialId} ${s.metric.name} ${b.value.toFixed(4)}${b.status === 'running' ? ' (running)' : ''}`;
 }

@@ -28,6 +28,11 @@ export const TRIAL_STATUSES = ['queued', 'running', 'finished', 'failed', 'diver
 /** States a trial never leaves on its own. */
 export const ENDED_STATUSES: readonly TrialStatus[] = ['finished', 'failed', 'diverged', 'stopped', 'cancelled'];
 
+/** Trials that have ended, from counts by state. */
+export function endedCount(counts: Readonly<Record<TrialStatus, number>>): number {
+  return ENDED_STATUSES.reduce((sum, k) => sum + counts[k], 0);
+}
+
 /** How often a running trial's owner writes heartbeatAt. */
 export const HEARTBEAT_MS = 10_000;
 /** A running trial whose heartbeat is older than this has lost its owner. */
@@ -400,7 +405,7 @@ export async function sweepStatus(prisma: PrismaClient, sweepId: string, now = n
       ORDER BY m."trialId", m."createdAt" DESC
     ) latest`;
 
-  const ended = counts.finished + counts.failed + counts.diverged + counts.stopped + counts.cancelled;
+  const ended = endedCount(counts);
   const first = times._min.startedAt;
   const last = times._max.finishedAt;
   // The rate is measured over the time trials have been running: up to now while some run,
