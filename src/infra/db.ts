@@ -53,7 +53,9 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Dat
       `DATABASE_URL must be a postgresql:// URL (got ${redactUrl(url)}); unset it to use the embedded database.`,
     );
   }
-  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
+  // A server that stops answering fails a query within seconds instead of hanging it, so
+  // workers can tell an outage from a slow query and wait it out (worker/policy.ts).
+  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true }) });
   try {
     await prisma.$queryRawUnsafe('SELECT 1');
   } catch (err) {

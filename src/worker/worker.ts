@@ -35,27 +35,25 @@ import {
   failAbandoned,
   finishTrial,
   heartbeat,
-  HEARTBEAT_MS,
   recordMetrics,
-  STALE_MS,
   stoppedCancelled,
   type ArtifactRecord,
   type ClaimedTrial,
 } from '../track/store.ts';
+import type { MetricRow } from '../track/metrics.ts';
 import { formatSeconds } from '../util/progress.ts';
 import { dataPlan, trialDir } from './data.ts';
 import type { TrainerKind } from './protocol.ts';
 import { TrialFailure, TrialProcess } from './trial-process.ts';
 import { join } from 'node:path';
+import { isConnectionError, maxConsecutiveFailures, persistently, workerTimings, type WorkerTimings } from './policy.ts';
 
-/** A job's lock lasts this long and is renewed at half of it while the worker lives. */
-export const LOCK_MS = 60_000;
-/** How often workers look for jobs whose lock expired (their worker died). */
-export const STALLED_MS = 60_000;
 /** A job re-delivered after a stall more often than this fails (a trial that kills its worker). */
 export const MAX_STALLED = 2;
-/** A job whose trial runs on another live worker is looked at again after this long. */
-const BUSY_RETRY_MS = STALE_MS / 3;
+/** While the database is unreachable, a job that could not be claimed waits this long. */
+const DB_DOWN_RETRY_MS = 5_000;
+/** The epoch's database writes hold the trial back at most this long; after that they go on in the background. */
+const EPOCH_WRITE_WAIT_MS = 5_000;
 
 export interface WorkerOptions {
   /** Trials run at once, each in its own process (one core each on the CPU backends). */
@@ -74,6 +72,10 @@ export interface WorkerOptions {
   idlePollMs?: number;
   /** Called when a trial attempt ends; times are performance.now() milliseconds. */
   onTrial?: (t: TrialTiming) => void;
+  /** Stop taking work after this many failed trial attempts in a row (default SWEEP_MAX_CONSECUTIVE_FAILURES or 5). */
+  maxConsecutiveFailures?: number;
+  /** Overrides the timings read from the environment (policy.ts). */
+  timings?: Partial<WorkerTimings>;
 }
 
 export interface TrialTiming {
@@ -89,12 +91,14 @@ export interface TrialTiming {
   storedAt: number;
 }
 
-export type TrialOutcome = 'finished' | 'failed' | 'retry' | 'diverged' | 'cancelled' | 'given-back' | 'skipped' | 'busy' | 'lost';
+export type TrialOutcome = 'finished' | 'failed' | 'retry' | 'diverged' | 'stopped' | 'cancelled' | 'given-back' | 'skipped' | 'busy' | 'lost';
 
 export interface WorkerSummary {
   id: string;
-  /** Why it stopped: idle, max-trials, signal. */
+  /** Why it stopped: idle, max-trials, signal, consecutive failures. */
   reason: string;
+  /** True when it stopped because something is wrong (its trials kept failing). */
+  failed: boolean;
   outcomes: Partial<Record<TrialOutcome, number>>;
 }
 
@@ -129,6 +133,9 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`concurrency must be a positive integer, got ${concurrency}`);
   const id = `${hostname()}:${process.pid}`;
   const trainer = opts.trainer ?? 'tfjs';
+  const timings: WorkerTimings = { ...workerTimings(env), ...opts.timings };
+  const failureLimit = maxConsecutiveFailures(env, opts.maxConsecutiveFailures);
+  const busyRetryMs = Math.round(timings.staleMs / 3);
 
   const { url } = await ensureRedis({ allowStart: false, env });
   let db: Database | null = null;
@@ -152,10 +159,36 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   let stopping = false;
   let forced = false;
   let stopReason = '';
+  let stopFailed = false;
+  let failuresInRow = 0;
+  let dbDown = false;
+  /** Logs the start and the end of a database outage once each, however many writes notice it. */
+  const onOutage = (state: 'down' | 'up', err?: unknown) => {
+    if (state === 'down' && !dbDown) {
+      dbDown = true;
+      log(`database unreachable (${(err as Error)?.message ?? err}); training goes on, results wait in memory and on disk`);
+    } else if (state === 'up' && dbDown) {
+      dbDown = false;
+      log('database reachable again; stored what waited');
+    }
+  };
+  const persist = <T>(what: string, write: () => Promise<T>) => persistently(what, write, { outageMs: timings.dbOutageMs, onOutage });
   let resolveDone!: (s: WorkerSummary) => void;
   const done = new Promise<WorkerSummary>((r) => (resolveDone = r));
 
-  const count = (o: TrialOutcome) => (outcomes[o] = (outcomes[o] ?? 0) + 1);
+  const count = (o: TrialOutcome) => {
+    outcomes[o] = (outcomes[o] ?? 0) + 1;
+    // Failures in a row say the machine is broken (a bad driver, a full disk), not the trials:
+    // stop before it fails every trial of the sweep. Divergence says nothing about the machine.
+    if (o === 'failed' || o === 'retry') failuresInRow++;
+    else if (o === 'finished' || o === 'stopped') failuresInRow = 0;
+  };
+  const checkFailures = (lastError: string) => {
+    if (failuresInRow >= failureLimit && !stopping) {
+      stopFailed = true;
+      stop(`${failuresInRow} trial attempts failed in a row (limit ${failureLimit}, SWEEP_MAX_CONSECUTIVE_FAILURES); the last: ${lastError}`);
+    }
+  };
   const say = (trial: { id: string; index?: number }, msg: string) => log(`${new Date().toISOString().slice(11, 19)} ${trial.id.slice(0, 10)}${trial.index !== undefined ? ` #${trial.index}` : ''} ${msg}`);
 
   const acquire = (): TrialProcess => {
@@ -171,6 +204,8 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   };
 
   async function giveBack(job: Job<TrialJobData>, token: string | undefined, trialId: string): Promise<never> {
+    // Unless the database answers now, the trial stays `running` under this worker's name
+    // until its heartbeat is stale; the next worker to receive the job claims it then.
     await endAttempt(prisma, { trialId, worker: id, status: 'queued' }).catch(() => false);
     await job.moveToWait(token);
     throw new WaitingError();
@@ -189,6 +224,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     let trainedAt: number | null = null;
     let activeBackend: string | null = null;
     let healthy = false;
+    const report = (t: TrialTiming) => opts.onTrial?.(t);
     const timing = (outcome: TrialOutcome): TrialTiming => {
       count(outcome);
       return { trialId: trial.id, outcome, pickedAt, startedAt, trainedAt, storedAt: performance.now() };
@@ -201,10 +237,31 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     const progress = (p: Omit<JobProgress, 'trialId' | 'worker'>) =>
       void job.updateProgress({ trialId: trial.id, worker: id, ...p } satisfies JobProgress).catch(() => {});
 
+    // Metric rows not yet stored (the database was unreachable), by (phase, epoch, key): they
+    // go with the next write that succeeds. They are also in the trial's history.json, which
+    // is stored whole when the trial ends, so a worker that dies meanwhile loses none.
+    const unsaved = new Map<string, MetricRow>();
+    let writing: Promise<void> | null = null;
+    const writeEpoch = (): Promise<void> => {
+      if (writing) return writing;
+      const rows = [...unsaved.values()];
+      writing = (async () => {
+        try {
+          const [, st] = await Promise.all([rows.length ? recordMetrics(prisma, rows) : Promise.resolve(0), heartbeat(prisma, trial.id, id, best)]);
+          for (const r of rows) if (unsaved.get(`${r.phase}/${r.epoch}/${r.key}`) === r) unsaved.delete(`${r.phase}/${r.epoch}/${r.key}`);
+          if (dbDown) onOutage('up');
+          status(st);
+        } catch (err) {
+          if (isConnectionError(err)) onOutage('down', err);
+          else say(trial, `could not store epoch metrics (kept on disk, stored when the trial ends): ${(err as Error).message}`);
+        } finally {
+          writing = null;
+        }
+      })();
+      return writing;
+    };
     const proc = acquire();
-    const beat = setInterval(() => {
-      heartbeat(prisma, trial.id, id, best).then(status, (err) => say(trial, `heartbeat failed: ${(err as Error).message}`));
-    }, HEARTBEAT_MS);
+    const beat = setInterval(() => void writeEpoch(), timings.heartbeatMs);
     say(trial, `${trial.sweep.name}: started (attempt ${trial.attempts}) ${formatParams(trial.params, swept)} -> ${outDir}`);
     try {
       if (stopping) throw new TrialFailure('aborted', 'the worker is stopping');
@@ -230,13 +287,9 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
           epoch: async (m: EpochMetrics) => {
             const v = epochMetric(metric, m);
             if (v !== null && better(metric.goal, v, best)) best = v;
-            try {
-              const [, st] = await Promise.all([recordMetrics(prisma, epochRows(trial.id, m)), heartbeat(prisma, trial.id, id, best)]);
-              status(st);
-            } catch (err) {
-              // The epoch stays in the trial's history.json and is stored when the trial ends.
-              say(trial, `could not store epoch metrics (kept on disk): ${(err as Error).message}`);
-            }
+            for (const r of epochRows(trial.id, m)) unsaved.set(`${r.phase}/${r.epoch}/${r.key}`, r);
+            // A database that does not answer holds the trial back a few seconds at most.
+            await Promise.race([writing ? writing.then(writeEpoch) : writeEpoch(), new Promise((r) => setTimeout(r, EPOCH_WRITE_WAIT_MS).unref())]);
             say(
               trial,
               `${m.phase} ${m.epoch + 1}: loss ${m.loss.toFixed(4)} val_loss ${m.val_loss.toFixed(4)} ` +
@@ -265,22 +318,26 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       }
       if (stopping && (err.kind === 'aborted' || err.kind === 'crashed')) {
         say(trial, `given back to the queue (${forced ? 'killed' : 'checkpointed'}); it resumes wherever it runs next`);
-        opts.onTrial?.(timing('given-back'));
+        report(timing('given-back'));
         return await giveBack(job, token, trial.id);
       }
       if (err.kind === 'diverged' || err.kind === 'bad-input') {
         const st = err.kind === 'diverged' ? 'diverged' : 'failed';
-        await endAttempt(prisma, { trialId: trial.id, worker: id, status: st, error: err.message, backend: activeBackend });
+        await persist('recording the end of a trial', () => endAttempt(prisma, { trialId: trial.id, worker: id, status: st, error: err.message, backend: activeBackend }));
         say(trial, `${st}: ${err.message}`);
-        opts.onTrial?.(timing(st));
+        report(timing(st));
+        checkFailures(err.message);
         throw new UnrecoverableError(err.message);
       }
       const attempts = job.opts.attempts ?? 1;
       const last = job.attemptsMade + 1 >= attempts;
       const reason = err.kind === 'error' && err.childStack ? err.childStack : err.message;
-      await endAttempt(prisma, { trialId: trial.id, worker: id, status: last ? 'failed' : 'queued', error: reason, backend: activeBackend });
+      await persist('recording a failed attempt', () =>
+        endAttempt(prisma, { trialId: trial.id, worker: id, status: last ? 'failed' : 'queued', error: reason, backend: activeBackend }),
+      );
       say(trial, last ? `failed after ${attempts} attempt(s): ${err.message}` : `attempt failed, will retry: ${err.message}`);
-      opts.onTrial?.(timing(last ? 'failed' : 'retry'));
+      report(timing(last ? 'failed' : 'retry'));
+      checkFailures(err.message);
       throw new Error(err.message);
     } finally {
       clearInterval(beat);
@@ -295,14 +352,14 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
         { kind: 'checkpoint', path: join(outDir, 'checkpoints') },
       ];
       const value = resultMetric(metric, result, history);
-      const st = await finishTrial(prisma, {
+      const st = await persist('storing a finished trial', () => finishTrial(prisma, {
         trialId: trial.id,
         worker: id,
         result,
         bestMetric: value,
         metrics: history.flatMap((m) => epochRows(trial.id, m)),
         artifacts: trainer === 'noop' ? [] : artifacts,
-      });
+      }));
       say(trial, `${st ?? 'lost'}: ${metric.name} ${value?.toFixed(4) ?? '-'} in ${formatSeconds(result.seconds)} (${result.images_per_s.toFixed(1)} img/s on ${result.backend})`);
       return timing(st === 'finished' ? 'finished' : st === 'cancelled' ? 'cancelled' : 'lost');
     }
@@ -315,7 +372,17 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    const claim = await claimTrial(prisma, trialId, id);
+    let claim: Awaited<ReturnType<typeof claimTrial>>;
+    try {
+      claim = await claimTrial(prisma, trialId, id, timings.staleMs);
+      if (dbDown) onOutage('up');
+    } catch (err) {
+      if (!isConnectionError(err)) throw err;
+      // Not the trial's fault: wait without spending one of its attempts.
+      onOutage('down', err);
+      await job.moveToDelayed(Date.now() + DB_DOWN_RETRY_MS, token);
+      throw new DelayedError();
+    }
     if (claim.outcome === 'missing') throw new UnrecoverableError(`trial ${trialId} is not in the database (was its sweep deleted?)`);
     if (claim.outcome === 'ended') {
       say({ id: trialId }, `already ${claim.status}; not run again`);
@@ -325,9 +392,9 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     if (claim.outcome === 'busy') {
       // Another live worker runs it (it lost this job's lock, e.g. through a Redis restart).
       // Look again in a while: if that worker is gone, its heartbeat will be stale by then.
-      say({ id: trialId }, `running on ${claim.worker}; looking again in ${BUSY_RETRY_MS / 1000}s`);
+      say({ id: trialId }, `running on ${claim.worker}; looking again in ${Math.round(busyRetryMs / 1000)}s`);
       count('busy');
-      await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+      await job.moveToDelayed(Date.now() + busyRetryMs, token);
       throw new DelayedError();
     }
     claimed++;
@@ -347,8 +414,8 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     prefix,
     concurrency,
     name: id,
-    lockDuration: LOCK_MS,
-    stalledInterval: STALLED_MS,
+    lockDuration: timings.lockMs,
+    stalledInterval: timings.stalledMs,
     maxStalledCount: MAX_STALLED,
     autorun: false,
   });
@@ -412,7 +479,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       await queue.close().catch(() => {});
       await connection!.quit().catch(() => {});
       await db!.close().catch(() => {});
-      resolveDone({ id, reason: stopReason, outcomes });
+      resolveDone({ id, reason: stopReason, failed: stopFailed, outcomes });
     })();
   }
 
