@@ -14,6 +14,7 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./launch.ts'),
   () => import('./worker.ts'),
   () => import('./status.ts'),
+  () => import('./show.ts'),
   () => import('./cancel.ts'),
 ];
 
