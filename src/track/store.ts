@@ -22,6 +22,7 @@ import { Prisma, type PrismaClient, type TrialStatus } from '../infra/db.ts';
 import type { Trial as ExpandedTrial } from '../scheduler/expand.ts';
 import type { SweepSpec } from '../sweep/schema.ts';
 import type { TrialResult } from '../train/trainer.ts';
+import { upsertMetrics } from './ingest.ts';
 import { DEFAULT_METRIC, sweptKeys, type MetricRow, type SweepMetric } from './metrics.ts';
 
 export const TRIAL_STATUSES = ['queued', 'running', 'finished', 'failed', 'diverged', 'stopped', 'cancelled'] as const satisfies readonly TrialStatus[];
@@ -185,14 +186,12 @@ export async function heartbeat(prisma: PrismaClient, trialId: string, worker: s
   return rows[0]?.status ?? null;
 }
 
-/** Metric points, idempotently: a replayed epoch keeps the rows already there. One INSERT. */
+/**
+ * Metric points, idempotently: one row per (trial, phase, epoch, key); a replayed epoch
+ * overwrites its values, never adds rows (see ingest.ts).
+ */
 export async function recordMetrics(prisma: PrismaClient, rows: readonly MetricRow[]): Promise<number> {
-  if (rows.length === 0) return 0;
-  let n = 0;
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    n += (await prisma.metricPoint.createMany({ data: rows.slice(i, i + INSERT_CHUNK) as MetricRow[], skipDuplicates: true })).count;
-  }
-  return n;
+  return upsertMetrics(prisma, rows);
 }
 
 export interface ArtifactRecord {
@@ -281,6 +280,36 @@ export async function failAbandoned(prisma: PrismaClient, trialId: string, error
     data: { status: 'failed', error, finishedAt: new Date(), heartbeatAt: null },
   });
   return r.count > 0;
+}
+
+/**
+ * A trial stopped by early termination: `stopped`, with the rule's reason in `error`. Its
+ * metrics and checkpoint stay (the checkpoint is recorded as an artifact). Only while this
+ * worker owns it running; returns whether it did.
+ */
+export async function stopTrial(
+  prisma: PrismaClient,
+  a: { trialId: string; worker: string; reason: string; bestMetric: number | null; backend?: string | null; checkpoint?: string },
+): Promise<boolean> {
+  return prisma.$transaction(async (tx) => {
+    const r = await tx.trial.updateMany({
+      where: { id: a.trialId, worker: a.worker, status: 'running' },
+      data: {
+        status: 'stopped',
+        error: a.reason,
+        finishedAt: new Date(),
+        heartbeatAt: null,
+        ...(a.bestMetric !== null ? { bestMetric: a.bestMetric } : {}),
+        ...(a.backend ? { backend: a.backend } : {}),
+      },
+    });
+    if (r.count === 0) return false;
+    if (a.checkpoint) {
+      await tx.artifact.deleteMany({ where: { trialId: a.trialId, kind: 'checkpoint' } });
+      await tx.artifact.create({ data: { trialId: a.trialId, kind: 'checkpoint', path: a.checkpoint, bytes: sizeOf(a.checkpoint) } });
+    }
+    return true;
+  });
 }
 
 /** A cancelled trial whose owner has stopped it: record when. */

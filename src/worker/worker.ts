@@ -36,11 +36,14 @@ import {
   finishTrial,
   heartbeat,
   recordMetrics,
+  stopTrial,
   stoppedCancelled,
   type ArtifactRecord,
   type ClaimedTrial,
 } from '../track/store.ts';
 import type { MetricRow } from '../track/metrics.ts';
+import { earlyStopCheck } from '../track/histories.ts';
+import type { StopDecision } from '../scheduler/early-stop.ts';
 import { formatSeconds } from '../util/progress.ts';
 import { dataPlan, trialDir } from './data.ts';
 import type { TrainerKind } from './protocol.ts';
@@ -220,6 +223,8 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     let best = trial.bestMetric;
     let cancelled = false;
     let lost = false;
+    /** Set when the sweep's early_terminate rule stops this trial. */
+    let earlyStop: StopDecision | null = null;
     let startedAt: number | null = null;
     let trainedAt: number | null = null;
     let activeBackend: string | null = null;
@@ -289,14 +294,27 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
             if (v !== null && better(metric.goal, v, best)) best = v;
             for (const r of epochRows(trial.id, m)) unsaved.set(`${r.phase}/${r.epoch}/${r.key}`, r);
             // A database that does not answer holds the trial back a few seconds at most.
-            await Promise.race([writing ? writing.then(writeEpoch) : writeEpoch(), new Promise((r) => setTimeout(r, EPOCH_WRITE_WAIT_MS).unref())]);
+            const stored = await Promise.race([
+              (writing ? writing.then(writeEpoch) : writeEpoch()).then(() => unsaved.size === 0),
+              new Promise<false>((r) => setTimeout(() => r(false), EPOCH_WRITE_WAIT_MS).unref()),
+            ]);
+            // Early termination compares this epoch with the other trials' epochs, so it needs
+            // this one stored; while the database is away the decision waits for a later epoch.
+            if (stored && spec.early_terminate && !stopping && !cancelled && !lost) {
+              try {
+                earlyStop = await earlyStopCheck(prisma, { sweepId: trial.sweep.id, trialId: trial.id, config: spec.early_terminate, metric });
+                if (earlyStop) say(trial, `early termination (${spec.early_terminate.type}): ${earlyStop.reason}`);
+              } catch (err) {
+                say(trial, `early termination check failed, trial goes on: ${(err as Error).message}`);
+              }
+            }
             say(
               trial,
               `${m.phase} ${m.epoch + 1}: loss ${m.loss.toFixed(4)} val_loss ${m.val_loss.toFixed(4)} ` +
                 `val_seq_acc ${m.val_seq_acc.toFixed(4)} ${m.images_per_s.toFixed(1)} img/s ${formatSeconds(m.seconds)}`,
             );
             progress({ phase: m.phase, epoch: m.epoch + 1, metric: best });
-            return stopping || cancelled || lost;
+            return stopping || cancelled || lost || earlyStop !== null;
           },
         },
       );
@@ -315,6 +333,16 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
         await stoppedCancelled(prisma, trial.id, id);
         say(trial, 'cancelled: stopped after a checkpoint');
         return timing('cancelled');
+      }
+      const stop = earlyStop as StopDecision | null; // set by the epoch handler
+      if (stop && (err.kind === 'aborted' || err.kind === 'crashed')) {
+        const why = stop.reason;
+        const owned = await persist('recording an early stop', () =>
+          stopTrial(prisma, { trialId: trial.id, worker: id, reason: why, bestMetric: best, backend: activeBackend, checkpoint: join(outDir, 'checkpoints') }),
+        );
+        if (!owned) return timing('lost');
+        say(trial, `stopped early after iteration ${stop.iteration}; metrics and checkpoint kept`);
+        return timing('stopped');
       }
       if (stopping && (err.kind === 'aborted' || err.kind === 'crashed')) {
         say(trial, `given back to the queue (${forced ? 'killed' : 'checkpointed'}); it resumes wherever it runs next`);
@@ -341,6 +369,8 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       throw new Error(err.message);
     } finally {
       clearInterval(beat);
+      // Epochs the database missed: stored now if it answers (history.json keeps them anyway).
+      if (unsaved.size > 0) await recordMetrics(prisma, [...unsaved.values()]).catch(() => 0);
       release(proc, healthy);
     }
 
