@@ -20,12 +20,15 @@ import type { StopDecision, TrialHistory } from './early-stop/rule.ts';
 
 export type { StopDecision, StoppingRule, TrialHistory, TrialHistoryStatus } from './early-stop/rule.ts';
 
-/** The trials to stop now under `config`. Only running trials are ever stopped; the others are evidence. */
-export function stopRuns(config: EarlyTerminate, metric: SweepMetric, trials: readonly TrialHistory[]): StopDecision[] {
+/**
+ * The trials to stop now under `config`. Only running trials are ever stopped; every trial is
+ * evidence. With `only`, just that trial is judged (the worker asks about its own).
+ */
+export function stopRuns(config: EarlyTerminate, metric: SweepMetric, trials: readonly TrialHistory[], only?: string): StopDecision[] {
   switch (config.type) {
     case 'hyperband':
-      return hyperbandStopRuns(config, metric, trials);
+      return hyperbandStopRuns(config, metric, trials, only);
     case 'median':
-      return medianStopRuns(config, metric, trials);
+      return medianStopRuns(config, metric, trials, only);
   }
 }

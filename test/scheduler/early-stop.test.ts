@@ -151,6 +151,20 @@ describe('hyperband stopping', () => {
     ]);
   });
 
+  it('only: judges one trial, with every trial still evidence', () => {
+    const config = hyperband({ min_iter: 2, eta: 2 });
+    expect(ids(stopRuns(config, ACC, eta2, 'r4'))).toEqual(['r4']);
+    expect(stopRuns(config, ACC, eta2, 'r1')).toEqual([]);
+    expect(stopRuns(config, ACC, eta2, 's1')).toEqual([]); // not running
+    expect(stopRuns(config, ACC, eta2, 'nobody')).toEqual([]);
+    const median = medianRule({ min_trials: 3 });
+    // At iteration 2 r2's others: 0.5, 0.4, 0.2, 0.3, 0.1 -> median 0.3 = its best 0.3: goes on.
+    // r3 at 1: 0.1 x4, 0.3, 0.2 -> median 0.1 > 0.05: stops. r4 at 4: only 2 others (f1, r1).
+    expect(stopRuns(median, ACC, eta2, 'r2')).toEqual([]);
+    expect(ids(stopRuns(median, ACC, eta2))).toEqual(['r3']);
+    expect(ids(stopRuns(median, ACC, eta2, 'r3'))).toEqual(['r3']);
+  });
+
   it('the same histories with no trial running stop nothing', () => {
     for (const status of ['finished', 'failed', 'diverged', 'stopped', 'cancelled', 'queued'] as const) {
       const ended = eta2.map((t) => ({ ...t, status }));

@@ -20,7 +20,7 @@
  */
 import type { EarlyTerminate } from '../../sweep/schema.ts';
 import type { SweepMetric } from '../../track/metrics.ts';
-import { finiteValues, showValue, worseWord, type StopDecision, type StoppingRule, type TrialHistory } from './rule.ts';
+import { finiteValues, judged, showValue, worseWord, type StopDecision, type StoppingRule, type TrialHistory } from './rule.ts';
 
 export type HyperbandConfig = Extract<EarlyTerminate, { type: 'hyperband' }>;
 
@@ -72,12 +72,15 @@ export function hyperbandThresholds(bands: readonly number[], eta: number, histo
   });
 }
 
-export const hyperbandStopRuns: StoppingRule<HyperbandConfig> = (config, metric, trials) => {
-  const bands = hyperbandBands(config);
-  if (bands.length === 0) return [];
+export const hyperbandStopRuns: StoppingRule<HyperbandConfig> = (config, metric, trials, only) => {
   const sign = metric.goal === 'maximize' ? -1 : 1;
   // Lower is better from here on; `sign` turns a value back for the reasons.
   const histories = trials.map((t) => finiteValues(t.values).map((v) => sign * v));
+  // A band no trial has reached is no trial's last band: leave it out (its threshold would be
+  // Infinity and never used), which spares the min_iter form's 100 bands.
+  const longest = Math.max(0, ...histories.map((h) => h.length));
+  const bands = hyperbandBands(config).filter((b) => b <= longest);
+  if (bands.length === 0) return [];
   const thresholds = hyperbandThresholds(
     bands,
     config.eta,
@@ -86,7 +89,7 @@ export const hyperbandStopRuns: StoppingRule<HyperbandConfig> = (config, metric,
 
   const decisions: StopDecision[] = [];
   trials.forEach((trial, i) => {
-    if (trial.status !== 'running') return;
+    if (!judged(trial, only)) return;
     const h = histories[i];
     let band = -1;
     let threshold = 0;

@@ -16,7 +16,7 @@
  *   first wave run to the end.
  */
 import type { EarlyTerminate } from '../../sweep/schema.ts';
-import { finiteValues, showValue, worseWord, type StopDecision, type StoppingRule } from './rule.ts';
+import { finiteValues, judged, showValue, worseWord, type StopDecision, type StoppingRule } from './rule.ts';
 
 export type MedianConfig = Extract<EarlyTerminate, { type: 'median' }>;
 
@@ -28,12 +28,12 @@ export function median(values: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-export const medianStopRuns: StoppingRule<MedianConfig> = (config, metric, trials) => {
+export const medianStopRuns: StoppingRule<MedianConfig> = (config, metric, trials, only) => {
   const histories = trials.map((t) => finiteValues(t.values));
   const maximize = metric.goal === 'maximize';
   const decisions: StopDecision[] = [];
   trials.forEach((trial, i) => {
-    if (trial.status !== 'running') return;
+    if (!judged(trial, only)) return;
     const h = histories[i];
     const at = h.length;
     if (at < config.min_iter || (at - config.min_iter) % config.interval !== 0) return;

@@ -21,8 +21,16 @@ export interface StopDecision {
   reason: string;
 }
 
-/** A stopping rule: the running trials to stop now, in the order of `trials`. */
-export type StoppingRule<C> = (config: C, metric: SweepMetric, trials: readonly TrialHistory[]) => StopDecision[];
+/**
+ * A stopping rule: the running trials to stop now, in the order of `trials`. With `only`, just
+ * that trial is judged (every trial is still evidence): the same answer for it, less work.
+ */
+export type StoppingRule<C> = (config: C, metric: SweepMetric, trials: readonly TrialHistory[], only?: string) => StopDecision[];
+
+/** Whether a rule judges `trial` now: it is running, and it is the one asked about, if any. */
+export function judged(trial: TrialHistory, only: string | undefined): boolean {
+  return trial.status === 'running' && (only === undefined || trial.trialId === only);
+}
 
 /** The values that count: the finite ones, in order. */
 export function finiteValues(values: readonly number[]): number[] {
