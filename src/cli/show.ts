@@ -6,10 +6,11 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openDatabase } from '../infra/db.ts';
 import { trialView, type PhaseView, type TrialView } from '../track/trial-view.ts';
+import { UserError } from '../util/errors.ts';
 import { formatSeconds } from '../util/progress.ts';
 
 interface ShowArgs {
-  trial: string;
+  trial?: string;
   json: boolean;
 }
 
@@ -192,9 +193,10 @@ const command: CommandModule<object, ShowArgs> = {
   describe: 'One trial in full: status, params, epochs per phase, result, artifacts and checkpoints',
   builder: (y: Argv) =>
     y
-      .positional('trial', { type: 'string', demandOption: true, describe: 'trial id, unique id prefix (6+ characters), or SWEEP#INDEX' })
+      .positional('trial', { type: 'string', describe: 'trial id, unique id prefix (6+ characters), or SWEEP#INDEX' })
       .option('json', { type: 'boolean', default: false, describe: 'print the trial as one JSON object' }) as unknown as Argv<ShowArgs>,
   handler: async (args) => {
+    if (args.trial === undefined) throw new UserError('name a trial: its id, a unique id prefix (6+ characters) or SWEEP#INDEX');
     const db = await openDatabase();
     try {
       const view = await trialView(db.prisma, String(args.trial));

@@ -285,11 +285,14 @@ describe('sweep show (CLI)', () => {
     expect(text.stdout).toContain('wandb: -');
   });
 
-  it('exits 2 with the candidates for an ambiguous prefix', async () => {
+  it('exits 2 with the candidates for an ambiguous prefix, and without a trial', async () => {
     const r = await runCli(['show', 'abcdef'], env, { timeoutMs: 60_000 });
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('sweep: trial "abcdef": the prefix matches several trials');
     expect(r.stderr).toContain('abcdef0000000000000a  other#0  queued');
+    const none = await runCli(['show'], env, { timeoutMs: 60_000 });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('name a trial: its id, a unique id prefix (6+ characters) or SWEEP#INDEX');
   });
 });
