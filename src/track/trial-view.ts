@@ -88,22 +88,25 @@ export async function runningTrials(prisma: PrismaClient, sweepId: string, opts:
       metric: number | null;
     }>
   >`
-    WITH latest AS (
-      SELECT DISTINCT ON (m."trialId") m."trialId", m."phase", m."epoch"
-      FROM "MetricPoint" m JOIN "Trial" t ON t."id" = m."trialId"
+    WITH running AS (
+      SELECT t."id", t."index", t."worker", t."attempts", t."params", t."startedAt", t."heartbeatAt", t."bestMetric"
+      FROM "Trial" t
       WHERE t."sweepId" = ${sweepId} AND t."status" = 'running'
+      ORDER BY t."index"
+      ${opts.limit !== undefined ? Prisma.sql`LIMIT ${opts.limit}` : Prisma.empty}
+    ), latest AS (
+      -- Only the listed trials' points are sorted.
+      SELECT DISTINCT ON (m."trialId") m."trialId", m."phase", m."epoch"
+      FROM "MetricPoint" m JOIN running r ON r."id" = m."trialId"
       -- Rows of one epoch share a timestamp; the phase order and epoch break ties.
       ORDER BY m."trialId", m."createdAt" DESC, (m."phase" = 'gru') DESC, m."epoch" DESC
     )
-    SELECT t."id", t."index", t."worker", t."attempts", t."params", t."startedAt", t."heartbeatAt", t."bestMetric",
-           l."phase", l."epoch", v."value" AS "metric"
-    FROM "Trial" t
-    JOIN "Sweep" s ON s."id" = t."sweepId"
-    LEFT JOIN latest l ON l."trialId" = t."id"
-    LEFT JOIN "MetricPoint" v ON v."trialId" = l."trialId" AND v."phase" = l."phase" AND v."epoch" = l."epoch" AND v."key" = s."metricName"
-    WHERE t."sweepId" = ${sweepId} AND t."status" = 'running'
-    ORDER BY t."index"
-    ${opts.limit !== undefined ? Prisma.sql`LIMIT ${opts.limit}` : Prisma.empty}`;
+    SELECT r.*, l."phase", l."epoch", v."value" AS "metric"
+    FROM running r
+    LEFT JOIN latest l ON l."trialId" = r."id"
+    LEFT JOIN "MetricPoint" v ON v."trialId" = l."trialId" AND v."phase" = l."phase" AND v."epoch" = l."epoch"
+      AND v."key" = (SELECT "metricName" FROM "Sweep" WHERE "id" = ${sweepId})
+    ORDER BY r."index"`;
   return rows.map((r) => {
     const params = (r.params ?? {}) as Record<string, unknown>;
     const age = ageSeconds(r.heartbeatAt, now);
