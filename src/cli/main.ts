@@ -16,6 +16,7 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./status.ts'),
   () => import('./show.ts'),
   () => import('./cancel.ts'),
+  () => import('./wandb.ts'),
 ];
 
 export async function main(argv: string[]): Promise<number> {
