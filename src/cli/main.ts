@@ -28,8 +28,9 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .demandCommand(1, 'Name a command; `sweep --help` lists them.')
     .epilogue('Exit codes: 0 ok, 1 failure, 2 bad input (file, key or value named in the message).')
+    // Throwing stops yargs there: a missing positional must not reach its command's handler.
     .fail((msg, err) => {
-      failed = err ?? new UserError(msg);
+      throw err ?? new UserError(msg);
     })
     .help()
     .version(false);
