@@ -245,13 +245,17 @@ describe('delivery', () => {
     const s = await makeSweep();
     const trialId = s.trialIds[0];
     const runId = trialId.slice(0, 16);
-    const m = mirror(env({ WANDB_ENTITY: 'me' }));
+    const m = mirror(env({ WANDB_ENTITY: 'me' }), () => {}, { heartbeatMs: 30 });
     m.start();
     await start(m, s, trialId);
     for (let e = 0; e < 4; e++) {
       await m.epoch(trialId, epoch('pretrain', e));
       await waitFor(async () => fake.history('me', 'captcha', runId).length === e + 1, `epoch ${e} on W&B`, 20_000, 20);
     }
+    // Between epochs the run's file stream gets heartbeats, so W&B does not think it crashed.
+    await waitFor(async () => (fake.run('me', 'captcha', runId)?.heartbeats ?? 0) > 0, 'a heartbeat', 20_000, 20);
+    const beat = fileStreamOf(runId).find((r) => r.body.complete === false)!;
+    expect(beat.body).toEqual({ complete: false, failed: false, dropped: 0, uploaded: [] });
     await m.runEnded(trialId, 'diverged', { error: 'loss NaN' });
     await waitFor(async () => fake.run('me', 'captcha', runId)?.complete, 'the exit', 20_000, 20);
     expect(fake.run('me', 'captcha', runId)!.exitcode).toBe(1);
@@ -363,6 +367,24 @@ describe('delivery', () => {
     expect(fake.run('me', 'captcha', runId)).toMatchObject({ groupName: s.name, sweep: null, tags: [s.name, 'gru', 'stopped'] });
     const finish = await db.prisma.wandbOutbox.findUniqueOrThrow({ where: { key: `${trialId}/finish` } });
     expect(finish.attempts).toBe(1);
+  });
+
+  it('a run W&B will not add to its sweep (deleted there) still goes, in its group', async () => {
+    const s = await makeSweep();
+    const trialId = s.trialIds[0];
+    const runId = trialId.slice(0, 16);
+    const e = env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' });
+    const m = mirror(e);
+    await start(m, s, trialId);
+    await m.epoch(trialId, epoch('pretrain', 0));
+    expect(await syncOutbox(db.prisma, e, { sweepId: s.sweepId })).toMatchObject({ delivered: 3, failed: 0, pending: 0 });
+    const wbSweep = fake.run('me', 'captcha', runId)!.sweep!;
+    fake.sweeps.delete(wbSweep);
+    await m.runEnded(trialId, 'finished', {});
+    const lines: string[] = [];
+    expect(await syncOutbox(db.prisma, e, { sweepId: s.sweepId, log: (l) => lines.push(l) })).toMatchObject({ delivered: 3, failed: 0, pending: 0 });
+    expect(lines).toEqual([expect.stringMatching(new RegExp(`^W&B: run ${runId} not added to sweep ${wbSweep}: W&B GraphQL error: sweep ${wbSweep} not found`))]);
+    expect(fake.run('me', 'captcha', runId)).toMatchObject({ complete: true, tags: [s.name, 'pretrain', 'finished'] });
   });
 
   it('a refused key stops delivery with one clear message; rows wait for sync with a good key', async () => {

@@ -135,7 +135,8 @@ export function openWandbMirror(prisma: PrismaClient, env: Env = process.env, lo
         let wait = pollMs;
         try {
           const due = await delivery.nextDueMs();
-          if (due !== null) wait = Math.min(pollMs, Math.max(0, due));
+          // A floor, so a row that is due but cannot go yet does not make this loop spin.
+          if (due !== null) wait = Math.min(pollMs, Math.max(due, Math.min(pollMs, 100)));
         } catch {
           // The pass will say what is wrong.
         }

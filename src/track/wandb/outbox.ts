@@ -513,27 +513,35 @@ export class OutboxDelivery {
     const tags = [sweepName, ...phases.map((x) => x.phase).filter(Boolean), ...(p.status ? [String(p.status)] : [])]
       // W&B refuses tags longer than 64 characters.
       .map((tag) => tag.slice(0, 64));
-    const res = await this.client.upsertRun(
-      {
-        name: target.runId,
-        project: this.settings.project,
-        entity: this.settings.entity ?? null,
-        groupName: sweepName,
-        displayName: `${sweepName} ${target.runId.slice(0, 8)}`,
-        notes: `sweep trial ${target.trialId}, attempt ${String(p.attempt ?? '?')}`,
-        jobType: 'train',
-        host: typeof p.host === 'string' ? p.host : null,
-        tags: [...new Set(tags)],
-        // The backend's config form (sender_config.ConfigState.to_backend_dict).
-        config: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, { desc: null, value: v }])),
-        sweep: registered?.wandbSweepId ?? null,
-      },
-      signal,
-    );
+    const input = {
+      name: target.runId,
+      project: this.settings.project,
+      entity: this.settings.entity ?? null,
+      groupName: sweepName,
+      displayName: `${sweepName} ${target.runId.slice(0, 8)}`,
+      notes: `sweep trial ${target.trialId}, attempt ${String(p.attempt ?? '?')}`,
+      jobType: 'train',
+      host: typeof p.host === 'string' ? p.host : null,
+      tags: [...new Set(tags)],
+      // The backend's config form (sender_config.ConfigState.to_backend_dict).
+      config: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, { desc: null, value: v }])),
+      sweep: registered?.wandbSweepId ?? null,
+    };
+    let res;
+    let sweep = input.sweep;
+    try {
+      res = await this.client.upsertRun(input, signal);
+    } catch (err) {
+      if (!(err instanceof WandbRequestError && err.kind === 'permanent' && input.sweep)) throw err;
+      // W&B would not put the run in that sweep (deleted there, say): the run still goes, in its group.
+      this.log(`W&B: run ${target.runId} not added to sweep ${input.sweep}: ${redact(err.message, this.settings.apiKey)}`);
+      sweep = null;
+      res = await this.client.upsertRun({ ...input, sweep }, signal);
+    }
     const url = wandbRunUrl({ baseUrl: this.settings.baseUrl, entity: res.entity, project: res.project, runId: target.runId });
     await this.prisma.wandbRun.update({
       where: { trialId: target.trialId },
-      data: { entity: res.entity, project: res.project, sweepName: res.sweepName ?? registered?.wandbSweepId ?? null, url },
+      data: { entity: res.entity, project: res.project, sweepName: res.sweepName ?? sweep, url },
     });
     target.entity = res.entity;
     target.project = res.project;
