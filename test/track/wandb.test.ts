@@ -236,7 +236,7 @@ describe('delivery', () => {
     expect(run).toMatchObject({ groupName: s.name, sweep: wbSweep.name, complete: true, exitcode: 0, tags: [s.name, 'pretrain', 'gru', 'finished'] });
     expect(fake.history('team-x', 'captcha', runId).map((l) => l?.epoch)).toEqual([0, 1, 0]);
     const rec = await db.prisma.wandbRun.findUniqueOrThrow({ where: { trialId } });
-    expect(rec).toMatchObject({ runId, entity: 'team-x', project: 'captcha', sweepName: wbSweep.name, url: `${fake.url}/team-x/captcha/runs/${runId}`, leaseOwner: null });
+    expect(rec).toMatchObject({ runId, entity: 'team-x', project: 'captcha', sweepName: wbSweep.name, url: `${fake.url}/team-x/captcha/runs/${runId}` });
     const ws = await db.prisma.wandbSweep.findUniqueOrThrow({ where: { sweepId: s.sweepId } });
     expect(ws).toMatchObject({ wandbSweepId: wbSweep.name, entity: 'team-x', url: `${fake.url}/team-x/captcha/sweeps/${wbSweep.name}` });
   });
