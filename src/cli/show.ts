@@ -199,7 +199,9 @@ const command: CommandModule<object, ShowArgs> = {
     if (args.trial === undefined) throw new UserError('name a trial: its id, a unique id prefix (6+ characters) or SWEEP#INDEX');
     const db = await openDatabase();
     try {
-      const view = await trialView(db.prisma, String(args.trial));
+      // The link W&B's server gave when the run was delivered; not known before that.
+      const wandbLink = async (trialId: string) => (await db.prisma.wandbRun.findUnique({ where: { trialId }, select: { url: true } }))?.url ?? null;
+      const view = await trialView(db.prisma, String(args.trial), { wandbLink });
       process.stdout.write(args.json ? `${JSON.stringify(view, null, 2)}\n` : `${showText(view)}\n`);
     } finally {
       await db.close();

@@ -43,6 +43,7 @@ import {
 } from '../track/store.ts';
 import type { MetricRow } from '../track/metrics.ts';
 import { earlyStopCheck } from '../track/histories.ts';
+import { openWandbMirror, wandbSummary, type WandbMirror } from '../track/wandb/index.ts';
 import type { StopDecision } from '../scheduler/early-stop.ts';
 import { formatSeconds } from '../util/progress.ts';
 import { dataPlan, trialDir } from './data.ts';
@@ -143,13 +144,17 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   const { url } = await ensureRedis({ allowStart: false, env });
   let db: Database | null = null;
   let connection: Redis | null = null;
+  let wandb: WandbMirror;
   try {
     db = await openDatabase({ env, migrate: true });
+    // W&B gets what the database gets, through the outbox: never in the way of training.
+    wandb = openWandbMirror(db.prisma, env, (line) => log(line));
     connection = connectRedis({ url });
   } catch (err) {
     await db?.close();
     throw err;
   }
+  wandb.start();
   const prisma = db.prisma;
   const queue = openTrialQueue(connection, env);
   const processEnv = { ...process.env, ...env, REDIS_URL: url } as NodeJS.ProcessEnv;
@@ -246,6 +251,23 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     // go with the next write that succeeds. They are also in the trial's history.json, which
     // is stored whole when the trial ends, so a worker that dies meanwhile loses none.
     const unsaved = new Map<string, MetricRow>();
+    /** W&B outbox rows not yet written: the run's start, then its epochs, in order. */
+    let wandbStart = true;
+    const wandbEpochs = new Map<string, EpochMetrics>();
+    const writeWandb = async () => {
+      if (wandbStart) {
+        await wandb.runStarted({ trialId: trial.id, sweepId: trial.sweep.id, sweepName: trial.sweep.name, params: { ...trial.params, seed: trial.seed }, attempt: trial.attempts, spec });
+        wandbStart = false;
+      }
+      for (const [k, m] of wandbEpochs) {
+        await wandb.epoch(trial.id, m);
+        wandbEpochs.delete(k);
+      }
+    };
+    const endWandb = (st: string, summary: Record<string, unknown>) =>
+      writeWandb()
+        .then(() => wandb.runEnded(trial.id, st, summary))
+        .catch((err) => say(trial, `W&B outbox: ${(err as Error).message}`));
     let writing: Promise<void> | null = null;
     const writeEpoch = (): Promise<void> => {
       if (writing) return writing;
@@ -253,6 +275,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       writing = (async () => {
         try {
           const [, st] = await Promise.all([rows.length ? recordMetrics(prisma, rows) : Promise.resolve(0), heartbeat(prisma, trial.id, id, best)]);
+          await writeWandb();
           for (const r of rows) if (unsaved.get(`${r.phase}/${r.epoch}/${r.key}`) === r) unsaved.delete(`${r.phase}/${r.epoch}/${r.key}`);
           if (dbDown) onOutage('up');
           status(st);
@@ -293,6 +316,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
             const v = epochMetric(metric, m);
             if (v !== null && better(metric.goal, v, best)) best = v;
             for (const r of epochRows(trial.id, m)) unsaved.set(`${r.phase}/${r.epoch}/${r.key}`, r);
+            if (wandb.mode !== 'disabled') wandbEpochs.set(`${m.phase}/${m.epoch}`, m);
             // A database that does not answer holds the trial back a few seconds at most.
             const stored = await Promise.race([
               (writing ? writing.then(writeEpoch) : writeEpoch()).then(() => unsaved.size === 0),
@@ -331,6 +355,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       }
       if (cancelled && (err.kind === 'aborted' || err.kind === 'crashed')) {
         await stoppedCancelled(prisma, trial.id, id);
+        await endWandb('cancelled', { [metric.name]: best });
         say(trial, 'cancelled: stopped after a checkpoint');
         return timing('cancelled');
       }
@@ -341,6 +366,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
           stopTrial(prisma, { trialId: trial.id, worker: id, reason: why, bestMetric: best, backend: activeBackend, checkpoint: join(outDir, 'checkpoints') }),
         );
         if (!owned) return timing('lost');
+        await endWandb('stopped', { [metric.name]: best, stopped: why });
         say(trial, `stopped early after iteration ${stop.iteration}; metrics and checkpoint kept`);
         return timing('stopped');
       }
@@ -353,6 +379,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
         const st = err.kind === 'diverged' ? 'diverged' : 'failed';
         await persist('recording the end of a trial', () => endAttempt(prisma, { trialId: trial.id, worker: id, status: st, error: err.message, backend: activeBackend }));
         say(trial, `${st}: ${err.message}`);
+        await endWandb(st, { [metric.name]: best, error: err.message });
         report(timing(st));
         checkFailures(err.message);
         throw new UnrecoverableError(err.message);
@@ -364,6 +391,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
         endAttempt(prisma, { trialId: trial.id, worker: id, status: last ? 'failed' : 'queued', error: reason, backend: activeBackend }),
       );
       say(trial, last ? `failed after ${attempts} attempt(s): ${err.message}` : `attempt failed, will retry: ${err.message}`);
+      if (last) await endWandb('failed', { [metric.name]: best, error: err.message });
       report(timing(last ? 'failed' : 'retry'));
       checkFailures(err.message);
       throw new Error(err.message);
@@ -390,6 +418,12 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
         metrics: history.flatMap((m) => epochRows(trial.id, m)),
         artifacts: trainer === 'noop' ? [] : artifacts,
       }));
+      if (st === 'finished' || st === 'cancelled') {
+        // Every epoch, also those an earlier attempt or an outage kept from the outbox (rewriting
+        // one keeps its W&B step, so nothing is sent twice).
+        if (wandb.mode !== 'disabled') for (const m of history) wandbEpochs.set(`${m.phase}/${m.epoch}`, m);
+        await endWandb(st, wandbSummary(result));
+      }
       say(trial, `${st ?? 'lost'}: ${metric.name} ${value?.toFixed(4) ?? '-'} in ${formatSeconds(result.seconds)} (${result.images_per_s.toFixed(1)} img/s on ${result.backend})`);
       return timing(st === 'finished' ? 'finished' : st === 'cancelled' ? 'cancelled' : 'lost');
     }
@@ -508,6 +542,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       await Promise.all(idle.splice(0).map((p) => p.close()));
       await queue.close().catch(() => {});
       await connection!.quit().catch(() => {});
+      await wandb.close(5_000).catch(() => {});
       await db!.close().catch(() => {});
       resolveDone({ id, reason: stopReason, failed: stopFailed, outcomes });
     })();

@@ -1,0 +1,55 @@
+/**
+ * The worker mirrors its trials to W&B through the outbox: a real worker process, real
+ * Redis and Postgres, and the fake W&B server (no real W&B is reachable from here).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/infra/db.ts';
+import { launchSweep } from '../../src/scheduler/launch.ts';
+import { runCli, testEnv, tinySweep, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { startFakeWandb, type FakeWandb } from '../track/fake-wandb.ts';
+
+let t: TestEnv;
+let db: Database;
+let fake: FakeWandb;
+const KEY = 'k'.repeat(40);
+
+beforeAll(async () => {
+  t = await testEnv('wandbworker');
+  db = await t.db();
+  fake = await startFakeWandb({ apiKey: KEY });
+});
+afterAll(async () => {
+  await fake?.close();
+  await db?.close();
+  await t?.cleanup();
+});
+
+describe('worker -> W&B', () => {
+  it('each trial becomes a run: params as config, sweep as group, one history line per epoch, summary, exit code; show links it', async () => {
+    const launched = await launchSweep({ file: writeFile(t.dir, 'wb.yaml', tinySweep({ name: 'wb', dropout: [0.1], pretrain: 2, gru: 1 })), env: t.env });
+    const trial = await db.prisma.trial.findFirstOrThrow({ where: { sweepId: launched.sweep.id } });
+    const env = { ...t.env, WANDB_API_KEY: KEY, WANDB_BASE_URL: fake.url, WANDB_PROJECT: 'captcha', WANDB_ENTITY: 'team' };
+    const w = await runCli(['worker', '--exit-when-idle'], env);
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.stderr + w.stdout).not.toContain(KEY);
+    // What the worker's loop left (it stops when the worker does) is delivered by sync.
+    const sync = await runCli(['wandb', 'sync', '--json'], env);
+    expect(sync.code, sync.stderr).toBe(0);
+
+    const run = fake.run('team', 'captcha', trial.id.slice(0, 16));
+    expect(run).toBeDefined();
+    expect(run!.groupName).toBe('wb');
+    expect(run!.config).toMatchObject({ dropout: { value: 0.1 }, seed: { value: trial.seed } });
+    expect(run!.complete).toBe(true);
+    expect(run!.exitcode).toBe(0);
+    const lines = fake.history('team', 'captcha', trial.id.slice(0, 16));
+    expect(lines.map((l) => `${l?.phase}/${l?.epoch}`)).toEqual(['pretrain/0', 'pretrain/1', 'gru/0']);
+    const stored = await db.prisma.metricPoint.findMany({ where: { trialId: trial.id, key: 'val_loss' } });
+    for (const l of lines) expect(stored.find((p) => p.phase === l!.phase && p.epoch === l!.epoch)?.value).toBe(l!.val_loss);
+    expect(JSON.parse(run!.summary!)).toMatchObject({ status: 'finished' });
+
+    const show = await runCli(['show', trial.id, '--json'], env);
+    expect(show.code, show.stderr).toBe(0);
+    expect(JSON.parse(show.stdout).wandb).toBe(`${fake.url}/team/captcha/runs/${trial.id.slice(0, 16)}`);
+  });
+});
