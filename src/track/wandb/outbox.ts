@@ -597,9 +597,10 @@ export class OutboxDelivery {
   }
 
   private authMessage(err: WandbRequestError): string {
-    return (
+    return redact(
       `W&B refused the API key (${err.status ? `HTTP ${err.status}` : 'permission denied'}) at ${this.settings.baseUrl}; ` +
-      'delivery stopped. Check WANDB_API_KEY (and WANDB_ENTITY, WANDB_BASE_URL), then run `sweep wandb sync`.'
+        'delivery stopped. Check WANDB_API_KEY (and WANDB_ENTITY, WANDB_BASE_URL), then run `sweep wandb sync`.',
+      this.settings.apiKey,
     );
   }
 }
