@@ -75,6 +75,14 @@ export function isConnectionError(err: unknown): boolean {
   return false;
 }
 
+/** One line of a (Prisma) error: its database message when it quotes one, else its last line. */
+export function shortError(err: unknown): string {
+  const msg = (err as Error)?.message ?? String(err);
+  const quoted = /Message: `([^`]*)`/.exec(msg)?.[1];
+  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  return quoted ?? lines.at(-1) ?? msg;
+}
+
 /** Backoff for the n-th retry (0-based): 1 s, 2 s, 4 s ... capped, with ±20% jitter. */
 export function backoffMs(n: number, baseMs = 1_000, capMs = 15_000): number {
   const d = Math.min(capMs, baseMs * 2 ** Math.min(n, 20));

@@ -50,7 +50,7 @@ import { dataPlan, trialDir } from './data.ts';
 import type { TrainerKind } from './protocol.ts';
 import { TrialFailure, TrialProcess } from './trial-process.ts';
 import { join } from 'node:path';
-import { isConnectionError, maxConsecutiveFailures, persistently, workerTimings, type WorkerTimings } from './policy.ts';
+import { isConnectionError, maxConsecutiveFailures, persistently, shortError, workerTimings, type WorkerTimings } from './policy.ts';
 
 /** A job re-delivered after a stall more often than this fails (a trial that kills its worker). */
 export const MAX_STALLED = 2;
@@ -174,7 +174,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   const onOutage = (state: 'down' | 'up', err?: unknown) => {
     if (state === 'down' && !dbDown) {
       dbDown = true;
-      log(`database unreachable (${(err as Error)?.message ?? err}); training goes on, results wait in memory and on disk`);
+      log(`database unreachable (${shortError(err)}); training goes on, results wait in memory and on disk`);
     } else if (state === 'up' && dbDown) {
       dbDown = false;
       log('database reachable again; stored what waited');
