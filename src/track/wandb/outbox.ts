@@ -287,19 +287,20 @@ export class OutboxDelivery {
       ORDER BY h."nextAttemptAt"
       LIMIT 100`;
     let next = 0;
-    let auth: unknown = null;
+    // A refused key (or the database gone) ends the pass for every run, not just one.
+    let fatal: unknown = null;
     const worker = async () => {
-      while (next < heads.length && !signal?.aborted && !auth) {
+      while (next < heads.length && !signal?.aborted && !fatal) {
         const { trialId } = heads[next++];
         try {
           add(await this.deliverRun(trialId, signal));
         } catch (err) {
-          auth = err;
+          fatal = err;
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.parallel, heads.length) }, worker));
-    if (auth) throw auth;
+    if (fatal) throw fatal;
     return total;
   }
 
