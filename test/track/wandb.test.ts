@@ -262,6 +262,19 @@ describe('delivery', () => {
     // WANDB_ENTITY set: no Viewer query needed.
     expect(fake.requests.filter((r) => r.operation === 'UpsertSweep').at(-1)!.body.variables.entityName).toBe('me');
     expect(historyPosts(runId).map((r) => r.body.files['wandb-history.jsonl'].offset)).toEqual([0, 1, 2, 3]);
+
+    // Written again with the same values (a worker storing the whole history at the end):
+    // nothing changes, nothing is sent again. Other values are sent again, to the same step.
+    const before = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
+    await m.epoch(trialId, epoch('pretrain', 1));
+    const same = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
+    expect(same).toMatchObject({ revision: before.revision, deliveredAt: before.deliveredAt, payload: before.payload });
+    await m.epoch(trialId, epoch('pretrain', 1, 5));
+    const changed = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
+    expect(changed.revision).toBe(before.revision + 1);
+    await waitFor(async () => fake.history('me', 'captcha', runId)[1]?.loss === 5, 'the changed line on W&B', 20_000, 20);
+    expect(fake.history('me', 'captcha', runId).length).toBe(4);
+    await expect(m.epoch('f'.repeat(32), epoch('pretrain', 0))).rejects.toThrow(/trial f+ is not in the database/);
   });
 
   it('a 503 phase (W&B storing, then failing) and recovery: every history line once, at its offset', async () => {

@@ -122,7 +122,8 @@ export function historyPayload(m: EpochMetrics, now = Date.now(), startedAt?: nu
 
 /**
  * One history line per (phase, epoch). New lines take the next step of the run; a line written
- * again keeps its step and is sent again. Throws when the trial is not in the database.
+ * again with other values keeps its step and is sent again. Throws when the trial is not in
+ * the database.
  */
 export async function writeEpoch(prisma: PrismaClient, trialId: string, payload: Record<string, unknown> & { phase: string; epoch: number }): Promise<void> {
   const n = await prisma.$executeRaw`
@@ -131,8 +132,13 @@ export async function writeEpoch(prisma: PrismaClient, trialId: string, payload:
            (SELECT COALESCE(MAX(o."step") + 1, 0) FROM "WandbOutbox" o WHERE o."trialId" = t."id"),
            ${jsonText(payload)}::jsonb, now()
     FROM "Trial" t WHERE t."id" = ${trialId}
-    ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}`;
-  if (n === 0) throw new Error(`W&B outbox: trial ${trialId} is not in the database`);
+    ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}
+    -- The same epoch written again with the same values (a worker storing a trial's whole
+    -- history at its end) changes nothing and sends nothing; only when it was measured does.
+    WHERE ("WandbOutbox"."payload" - '_timestamp' - '_runtime') IS DISTINCT FROM (EXCLUDED."payload" - '_timestamp' - '_runtime')`;
+  if (n === 0 && !(await prisma.trial.findUnique({ where: { id: trialId }, select: { id: true } }))) {
+    throw new Error(`W&B outbox: trial ${trialId} is not in the database`);
+  }
 }
 
 /**
