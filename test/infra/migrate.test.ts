@@ -76,6 +76,9 @@ describe('migrate (Postgres server)', () => {
       'MetricPoint',
       'Sweep',
       'Trial',
+      'WandbOutbox',
+      'WandbRun',
+      'WandbSweep',
       '_prisma_migrations',
     ]);
   });

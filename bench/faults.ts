@@ -1,0 +1,342 @@
+/**
+ * Fault drills: a small sweep run by worker processes while something breaks, then counted.
+ *
+ *   kill      kill -9 of a worker in the middle of a trial; a replacement worker starts
+ *   redis     the queue's Redis (append-only) stopped and started again mid-sweep
+ *   postgres  the Postgres server stopped for --pg-down seconds mid-sweep, then started
+ *   wandb     the W&B server answering 503 for --wandb-down seconds mid-sweep
+ *
+ *   npx tsx bench/faults.ts [--drills kill,redis,postgres,wandb] [--trials 4] [--workers 2]
+ *                           [--pg-down 30] [--wandb-down 60]
+ *
+ * Every drill runs on servers of its own, so the ones other work uses are never touched: a
+ * private Postgres cluster (initdb into bench/out/faults/pg, run as the `postgres` user when
+ * this runs as root), a private redis-server with appendonly, and the fake W&B server the
+ * tests use (test/track/fake-wandb.ts: no real W&B is reachable from here). Workers are
+ * `sweep worker --exit-when-idle` processes with short heartbeat and lock timings.
+ *
+ * A drill passes when every trial finished, the metric points stored equal those in the
+ * trials' history.json files (none missing, none extra: duplicates cannot exist under the
+ * (trial, phase, epoch, key) key, so "extra" would mean a point no epoch produced), and
+ * W&B received each history line at exactly one offset with the values of the final run.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { openDatabase, type Database } from '../src/infra/db.ts';
+import { launchSweep } from '../src/scheduler/launch.ts';
+import { trialDir } from '../src/worker/data.ts';
+import { startFakeWandb, type FakeWandb } from '../test/track/fake-wandb.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    drills: { type: 'string', default: 'kill,redis,postgres,wandb' },
+    trials: { type: 'string', default: '4' },
+    workers: { type: 'string', default: '2' },
+    'pg-down': { type: 'string', default: '30' },
+    'wandb-down': { type: 'string', default: '60' },
+    out: { type: 'string', default: 'bench/out/faults' },
+  },
+});
+const ROOT = path.resolve(new URL('..', import.meta.url).pathname);
+const BIN = path.join(ROOT, 'bin', 'sweep.mjs');
+const OUT = path.resolve(a.out!);
+const drills = a.drills!.split(',').map((s) => s.trim()).filter(Boolean);
+const nTrials = Number(a.trials);
+const nWorkers = Number(a.workers);
+const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------------------------------
+// Private servers
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function waitUntil(check: () => Promise<boolean> | boolean, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+
+class PrivatePostgres {
+  readonly bin: string;
+  constructor(readonly dir: string, readonly port: number) {
+    const versions = existsSync('/usr/lib/postgresql') ? spawnSync('ls', ['/usr/lib/postgresql']).stdout.toString().trim().split('\n') : [];
+    this.bin = versions.length ? path.join('/usr/lib/postgresql', versions.sort().at(-1)!, 'bin') : '';
+  }
+  private run(cmd: string, args: string[]): void {
+    const asRoot = process.getuid?.() === 0;
+    const r = asRoot ? spawnSync('runuser', ['-u', 'postgres', '--', path.join(this.bin, cmd), ...args]) : spawnSync(path.join(this.bin, cmd), args);
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+  }
+  init(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+    mkdirSync(this.dir, { recursive: true });
+    if (process.getuid?.() === 0) spawnSync('chown', ['postgres', this.dir]);
+    this.run('initdb', ['-D', path.join(this.dir, 'data'), '-A', 'trust', '-U', 'postgres']);
+  }
+  start(): void {
+    this.run('pg_ctl', ['-D', path.join(this.dir, 'data'), '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`, '-l', path.join(this.dir, 'log'), '-w', 'start']);
+  }
+  stop(): void {
+    this.run('pg_ctl', ['-D', path.join(this.dir, 'data'), '-m', 'fast', '-w', 'stop']);
+  }
+  get url(): string {
+    return `postgresql://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+}
+
+class PrivateRedis {
+  proc: ChildProcess | null = null;
+  constructor(readonly dir: string, readonly port: number) {
+    mkdirSync(dir, { recursive: true });
+  }
+  async start(): Promise<void> {
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--dir', this.dir, '--save', ''], { stdio: 'ignore' });
+    await waitUntil(() => portOpen(this.port), `redis on ${this.port}`, 20_000);
+  }
+  async stop(): Promise<void> {
+    if (!this.proc) return;
+    const exited = new Promise((r) => this.proc!.once('exit', r));
+    this.proc.kill('SIGTERM');
+    await exited;
+    this.proc = null;
+  }
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// One drill
+
+interface DrillResult {
+  drill: string;
+  trials: number;
+  finished: number;
+  other: string;
+  attempts: number;
+  pointsExpected: number;
+  pointsStored: number;
+  missing: number;
+  extra: number;
+  wandbExpected: number;
+  wandbReceived: number;
+  wandbWrong: number;
+  seconds: number;
+}
+
+function sweepYaml(name: string): string {
+  const dropouts = Array.from({ length: nTrials }, (_, i) => +(0.05 * (i + 1)).toFixed(2));
+  return [
+    `name: ${name}`,
+    'method: grid',
+    'metric: {name: val_seq_acc, goal: maximize}',
+    'seed: 0',
+    'train:',
+    '  generate: {style: railway, count: 64, seed: 1}',
+    '  val_fraction: 0.25',
+    '  width: 0.0625',
+    '  pretrain_epochs: 4',
+    '  gru_epochs: 2',
+    '  batch_size: 16',
+    '  backend: wasm',
+    'parameters:',
+    `  dropout: {values: [${dropouts.join(', ')}]}`,
+    '',
+  ].join('\n');
+}
+
+function startWorker(env: Record<string, string>, label: string, logs: string[]): { proc: ChildProcess; exited: Promise<number | null> } {
+  const proc = spawn(process.execPath, [BIN, 'worker', '--exit-when-idle'], { cwd: ROOT, env: { ...process.env, CI: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr!.on('data', (d) => logs.push(...String(d).split('\n').filter(Boolean).map((l) => `[${label}] ${l}`)));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  return { proc, exited };
+}
+
+async function runDrill(drill: string, pgServer: PrivatePostgres, wandb: FakeWandb): Promise<DrillResult> {
+  const t0 = Date.now();
+  const dir = path.join(OUT, drill);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const dbName = `drill_${drill}_${process.pid}`;
+  const admin = new pg.Client({ connectionString: pgServer.url });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE "${dbName}"`);
+  await admin.end();
+  const dbUrl = new URL(pgServer.url);
+  dbUrl.pathname = `/${dbName}`;
+  const redis = new PrivateRedis(path.join(dir, 'redis'), await freePort());
+  await redis.start();
+  const env: Record<string, string> = {
+    DATABASE_URL: dbUrl.toString(),
+    REDIS_URL: redis.url,
+    SWEEP_HOME: path.join(dir, 'home'),
+    SWEEP_HEARTBEAT_MS: '1000',
+    SWEEP_STALE_MS: '5000',
+    SWEEP_LOCK_MS: '4000',
+    WANDB_MODE: 'online',
+    WANDB_API_KEY: `drill-key-${'x'.repeat(30)}`,
+    WANDB_BASE_URL: wandb.url,
+    WANDB_PROJECT: `drill-${drill}`,
+    WANDB_ENTITY: 'drills',
+  };
+  const file = path.join(dir, 'sweep.yaml');
+  writeFileSync(file, sweepYaml(`drill-${drill}`));
+  const launched = await launchSweep({ file, env });
+  let db: Database | null = await openDatabase({ env });
+  const trialIds = (await db.prisma.trial.findMany({ where: { sweepId: launched.sweep.id }, select: { id: true } })).map((r) => r.id);
+  log(`${drill}: ${trialIds.length} trials, ${nWorkers} workers`);
+
+  const logs: string[] = [];
+  const workers = Array.from({ length: nWorkers }, (_, i) => startWorker(env, `w${i}`, logs));
+  const firstEpoch = async () => (await db!.prisma.metricPoint.count({ where: { trialId: { in: trialIds } } })) > 0;
+  await waitUntil(firstEpoch, 'the first stored epoch', 300_000);
+
+  if (drill === 'kill') {
+    log('kill: SIGKILL to worker 0 mid-trial; a replacement starts');
+    workers[0].proc.kill('SIGKILL');
+    await workers[0].exited;
+    workers.push(startWorker(env, 'w-replacement', logs));
+  } else if (drill === 'redis') {
+    log('redis: stopping the queue\'s Redis');
+    await redis.stop();
+    await sleep(3_000);
+    await redis.start();
+    log('redis: started again');
+  } else if (drill === 'postgres') {
+    await db.close();
+    db = null;
+    log(`postgres: stopping the server for ${a['pg-down']} s`);
+    pgServer.stop();
+    await sleep(Number(a['pg-down']) * 1000);
+    pgServer.start();
+    log('postgres: started again');
+    db = await openDatabase({ env });
+  } else if (drill === 'wandb') {
+    log(`wandb: the W&B server answers 503 for ${a['wandb-down']} s`);
+    wandb.setMode('503');
+    await sleep(Number(a['wandb-down']) * 1000);
+    wandb.setMode('ok');
+    log('wandb: answering again');
+  }
+
+  const codes = await Promise.all(workers.map((w) => w.exited));
+  log(`${drill}: workers exited with ${codes.join(', ')}`);
+  // Whatever the workers' delivery loops left behind is delivered here, as a user would.
+  // (Not spawnSync: the fake W&B server lives in this process and must keep answering.)
+  const sync = spawn(process.execPath, [BIN, 'wandb', 'sync', '--json'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let syncErr = '';
+  sync.stderr!.on('data', (d) => (syncErr += String(d)));
+  const syncCode = await new Promise<number | null>((r) => sync.on('exit', r));
+  if (syncCode !== 0) log(`wandb sync exited ${syncCode}: ${syncErr.trim().split('\n').at(-1)}`);
+
+  // Count.
+  const trials = await db!.prisma.trial.findMany({ where: { sweepId: launched.sweep.id }, select: { id: true, status: true, attempts: true } });
+  const stored = await db!.prisma.metricPoint.findMany({ where: { trialId: { in: trialIds } }, select: { trialId: true, phase: true, epoch: true, key: true, value: true } });
+  const storedKeys = new Map(stored.map((p) => [`${p.trialId}/${p.phase}/${p.epoch}/${p.key}`, p.value]));
+  let expected = 0;
+  let missing = 0;
+  let wandbExpected = 0;
+  let wandbReceived = 0;
+  let wandbWrong = 0;
+  const expectedKeys = new Set<string>();
+  for (const id of trialIds) {
+    const file = path.join(trialDir(id, env), 'history.json');
+    const history = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Array<Record<string, unknown>>) : [];
+    for (const m of history) {
+      for (const [k, v] of Object.entries(m)) {
+        if (k === 'phase' || k === 'epoch' || typeof v !== 'number' || !Number.isFinite(v)) continue;
+        const key = `${id}/${m.phase}/${m.epoch}/${k}`;
+        expectedKeys.add(key);
+        expected++;
+        if (storedKeys.get(key) !== v) missing++;
+      }
+    }
+    // W&B: one history line per epoch, at offsets 0..n-1, each with the epoch's final values.
+    const lines = wandb.history('drills', `drill-${drill}`, id.slice(0, 16));
+    wandbExpected += history.length;
+    wandbReceived += lines.filter((l) => l !== undefined).length;
+    history.forEach((m, i) => {
+      const line = lines[i] as Record<string, unknown> | undefined;
+      if (!line || line.val_loss !== m.val_loss || line.phase !== m.phase) wandbWrong++;
+    });
+    if (lines.length > history.length) wandbWrong += lines.length - history.length;
+  }
+  const extra = [...storedKeys.keys()].filter((k) => !expectedKeys.has(k)).length;
+  const counts: Record<string, number> = {};
+  for (const t of trials) counts[t.status] = (counts[t.status] ?? 0) + 1;
+  writeFileSync(path.join(dir, 'workers.log'), `${logs.join('\n')}\n`);
+  await db!.close();
+  await redis.stop();
+  return {
+    drill,
+    trials: trials.length,
+    finished: counts.finished ?? 0,
+    other: Object.entries(counts).filter(([k]) => k !== 'finished').map(([k, n]) => `${n} ${k}`).join(', ') || '-',
+    attempts: trials.reduce((s, t) => s + t.attempts, 0),
+    pointsExpected: expected,
+    pointsStored: stored.length,
+    missing,
+    extra,
+    wandbExpected,
+    wandbReceived,
+    wandbWrong,
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+// ------------------------------------------------------------------------------------------
+
+mkdirSync(OUT, { recursive: true });
+const pgServer = new PrivatePostgres(path.join(OUT, 'pg'), await freePort());
+pgServer.init();
+pgServer.start();
+const wandb = await startFakeWandb();
+const machine = `${os.cpus()[0].model}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`;
+const results: DrillResult[] = [];
+try {
+  for (const d of drills) {
+    if (!['kill', 'redis', 'postgres', 'wandb'].includes(d)) throw new Error(`--drills: unknown drill ${JSON.stringify(d)}; expected kill, redis, postgres, wandb`);
+    results.push(await runDrill(d, pgServer, wandb));
+    log(`${d}: ${JSON.stringify(results.at(-1))}`);
+  }
+} finally {
+  await wandb.close();
+  try {
+    pgServer.stop();
+  } catch {
+    /* already stopped */
+  }
+}
+console.log(`# fault drills: ${nTrials} trials (width 0.0625, 4 pretrain + 2 GRU epochs), ${nWorkers} workers; ${machine}`);
+console.log('| drill | trials finished | other states | attempts | metric points expected / stored | missing | extra | W&B lines expected / received | W&B wrong or duplicated | seconds |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const r of results) {
+  console.log(`| ${r.drill} | ${r.finished}/${r.trials} | ${r.other} | ${r.attempts} | ${r.pointsExpected} / ${r.pointsStored} | ${r.missing} | ${r.extra} | ${r.wandbExpected} / ${r.wandbReceived} | ${r.wandbWrong} | ${r.seconds.toFixed(0)} |`);
+}
+const ok = results.every((r) => r.finished === r.trials && r.missing === 0 && r.extra === 0 && r.wandbWrong === 0 && r.wandbReceived === r.wandbExpected);
+console.log(ok ? '# every drill: all trials finished, zero points lost or duplicated' : '# SOME DRILL FAILED (see the table and bench/out/faults/<drill>/workers.log)');
+process.exitCode = ok ? 0 : 1;
