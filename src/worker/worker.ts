@@ -50,6 +50,7 @@ import { dataPlan, trialDir } from './data.ts';
 import type { TrainerKind } from './protocol.ts';
 import { TrialFailure, TrialProcess } from './trial-process.ts';
 import { join } from 'node:path';
+import { reapOrphans } from './reaper.ts';
 import { isConnectionError, maxConsecutiveFailures, persistently, shortError, workerTimings, type WorkerTimings } from './policy.ts';
 
 /** A job re-delivered after a stall more often than this fails (a trial that kills its worker). */
@@ -501,9 +502,24 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     );
   });
 
+  // Trials no job will deliver (Redis lost them) get one again; see reaper.ts.
+  const reap = async () => {
+    if (stopping) return;
+    try {
+      const r = await reapOrphans(prisma, queue, connection!, { staleMs: timings.staleMs, minAgeMs: timings.staleMs });
+      if (r.enqueued > 0 || r.requeued.length > 0) log(`found ${r.enqueued} trial(s) without a queue job (${r.requeued.length} running with a stale heartbeat); queued them again`);
+    } catch (err) {
+      if (!isConnectionError(err)) log(`looking for trials without a job: ${shortError(err)}`);
+    }
+  };
+  const reapTimer = setInterval(() => void reap(), timings.staleMs);
+  reapTimer.unref();
+  const firstReap = reap();
+
   let idleTimer: NodeJS.Timeout | null = null;
   if (opts.exitWhenIdle) {
     const check = async () => {
+      await firstReap; // orphans found at startup are work: do not call the queue idle before
       if (stopping) return;
       if (busy.size === 0 && (await pendingJobs(queue).catch(() => 1)) === 0 && busy.size === 0) stop('idle');
     };
@@ -525,6 +541,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     stopping = true;
     stopReason = reason;
     if (idleTimer) clearInterval(idleTimer);
+    clearInterval(reapTimer);
     if (busy.size > 0) {
       log(
         forced
