@@ -293,6 +293,6 @@ describe('sweep show (CLI)', () => {
     expect(r.stderr).toContain('abcdef0000000000000a  other#0  queued');
     const none = await runCli(['show'], env, { timeoutMs: 60_000 });
     expect(none.code).toBe(2);
-    expect(none.stderr).toContain('name a trial: its id, a unique id prefix (6+ characters) or SWEEP#INDEX');
+    expect(none.stderr).toContain('Not enough non-option arguments');
   });
 });
