@@ -22,7 +22,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +29,7 @@ import pg from 'pg';
 import { openDatabase, type Database } from '../src/infra/db.ts';
 import { launchSweep } from '../src/scheduler/launch.ts';
 import { trialDir } from '../src/worker/data.ts';
+import { freePort, portOpen } from '../test/infra/ports.ts';
 import { startFakeWandb, type FakeWandb } from '../test/track/fake-wandb.ts';
 
 const { values: a } = parseArgs({
@@ -54,14 +54,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // ------------------------------------------------------------------------------------------
 // Private servers
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 async function waitUntil(check: () => Promise<boolean> | boolean, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -69,15 +61,6 @@ async function waitUntil(check: () => Promise<boolean> | boolean, what: string, 
     await sleep(250);
   }
 }
-
-const portOpen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
 
 class PrivatePostgres {
   readonly bin: string;

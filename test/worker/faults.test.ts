@@ -9,13 +9,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
 import { trialDir } from '../../src/worker/data.ts';
 import { runCli, startCli, testEnv, tinySweep, waitFor, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { freePort, portOpen } from '../infra/ports.ts';
 import { startTcpProxy } from '../infra/tcp-proxy.ts';
 
 let t: TestEnv;
@@ -151,25 +151,6 @@ describe('faults', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 async function waitForPort(port: number): Promise<void> {
-  await waitFor(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      }),
-    `redis on port ${port}`,
-    20_000,
-  );
+  await waitFor(() => portOpen(port), `redis on port ${port}`, 20_000);
 }
