@@ -1,5 +1,9 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/infra/db.ts';
+import { stopEmbedded } from '../../src/infra/embedded.ts';
 import type { MetricRow } from '../../src/track/metrics.ts';
 import { upsertMetrics, UPSERT_CHUNK } from '../../src/track/ingest.ts';
 import { createTestDatabase, type TestDatabase } from '../infra/pg.ts';
@@ -13,8 +17,45 @@ function epochs(trialId: string, phase: string, n: number, f: (epoch: number, k:
   return rows;
 }
 
-describe('upsertMetrics (Postgres)', () => {
-  let tdb: TestDatabase;
+interface Target {
+  name: string;
+  open(): Promise<Database>;
+  cleanup(): Promise<void>;
+  /** Rows in the large batch: beyond the bind-parameter limit on the server; several chunks on the embedded database (PGlite is slower). */
+  large: number;
+}
+
+function postgres(): Target {
+  let tdb: TestDatabase | undefined;
+  return {
+    name: 'Postgres server',
+    large: 70_000,
+    async open() {
+      tdb = await createTestDatabase();
+      return openDatabase({ env: { DATABASE_URL: tdb.url }, migrate: true });
+    },
+    cleanup: async () => tdb?.drop(),
+  };
+}
+
+function embedded(): Target {
+  let home: string | undefined;
+  return {
+    name: 'embedded database',
+    large: 2 * UPSERT_CHUNK + KEYS.length,
+    async open() {
+      home = await mkdtemp(path.join(os.tmpdir(), 'sweep-ingest-'));
+      return openDatabase({ env: { SWEEP_HOME: home }, migrate: true });
+    },
+    async cleanup() {
+      if (!home) return;
+      await stopEmbedded({ SWEEP_HOME: home });
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+describe.each([postgres(), embedded()])('upsertMetrics ($name)', (target) => {
   let db: Database;
   let trial = 0;
 
@@ -33,13 +74,12 @@ describe('upsertMetrics (Postgres)', () => {
   const asMap = (rows: MetricRow[]) => new Map(rows.map((r) => [`${r.phase}/${r.epoch}/${r.key}`, r.value]));
 
   beforeAll(async () => {
-    tdb = await createTestDatabase();
-    db = await openDatabase({ env: { DATABASE_URL: tdb.url }, migrate: true });
+    db = await target.open();
     await db.prisma.sweep.create({ data: { id: 'sweep', name: 'ingest', method: 'grid', spec: {}, metricName: 'val_seq_acc', metricGoal: 'maximize' } });
   });
   afterAll(async () => {
     await db?.close();
-    await tdb?.drop();
+    await target.cleanup();
   });
 
   it('stores every point, values exactly as given', async () => {
@@ -81,11 +121,11 @@ describe('upsertMetrics (Postgres)', () => {
   });
 
   it('writes batches larger than the bind-parameter limit, in chunks, and replays them', async () => {
-    // 70,000 rows: more rows than Postgres' 65,535 bind parameters, and several chunks.
+    // On the server, 70,000 rows: more rows than Postgres' 65,535 bind parameters.
     const t = await newTrial();
-    const n = Math.ceil(70_000 / KEYS.length);
+    const n = Math.ceil(target.large / KEYS.length);
     const rows = epochs(t, 'gru', n, (e, k) => e * 10 + k);
-    expect(rows.length).toBeGreaterThan(Math.max(65_535, 2 * UPSERT_CHUNK));
+    expect(rows.length).toBeGreaterThan(2 * UPSERT_CHUNK);
     expect(await upsertMetrics(db.prisma, rows)).toBe(rows.length);
     expect(await db.prisma.metricPoint.count({ where: { trialId: t } })).toBe(rows.length);
 
