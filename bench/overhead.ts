@@ -15,6 +15,10 @@
  *               the worker's 10-s heartbeat timer running (which pooled connections are still
  *               open when an epoch ends depends on it); it reports its database time with the
  *               ack, the rest is IPC. The table also counts the connections it had to open.
+ *               With --early-terminate (as a sweep's `early_terminate`), the worker then asks the
+ *               rule (earlyStopCheck: every trial's metric history in one query) before it acks;
+ *               the bench sweep holds --sweep-trials other trials of 20 epochs each for it to read.
+ *               (Not included: the W&B outbox row the worker also writes when W&B is on.)
  *   progress    the throttled `progress` messages the trial process sends during an epoch
  *               (one every 2 s; the worker forwards them to the queue without blocking it).
  *
@@ -22,10 +26,11 @@
  * generated railway images. Every epoch is one sample: medians are per phase and over all.
  *
  *   npx tsx bench/overhead.ts [--images 2000] [--val 200] [--width 0.25] [--batch 32]
- *                             [--pretrain 1] [--gru 2] [--backend auto] [--json]
+ *                             [--pretrain 1] [--gru 2] [--backend auto]
+ *                             [--early-terminate hyperband|median|none] [--sweep-trials 100] [--json]
  *
- * The defaults take about 10 CPU minutes here (an epoch of 2,000 images at width 0.25 is about
- * 3.5 CPU minutes on this machine's wasm).
+ * The defaults take 9-10 CPU minutes here (an epoch of 2,000 images at width 0.25 is about
+ * 3 CPU minutes on this machine's wasm).
  *
  * Data is generated once under bench/out/overhead/; the trial is written to
  * bench/out/overhead/trial (removed first, so it never resumes), the raw numbers to
@@ -37,6 +42,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } f
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { EarlyTerminate } from '../src/sweep/schema.ts';
 import type { MetricRow } from '../src/track/metrics.ts';
 import type { BatchProgress, EpochMetrics, Phase } from '../src/train/trainer.ts';
 
@@ -49,18 +55,28 @@ const { values: a } = parseArgs({
     pretrain: { type: 'string', default: '1' },
     gru: { type: 'string', default: '2' },
     backend: { type: 'string', default: 'auto' },
+    'early-terminate': { type: 'string', default: 'hyperband' },
+    'sweep-trials': { type: 'string', default: '100' },
     json: { type: 'boolean', default: false },
-    // Internal: run as the worker stand-in (DATABASE_URL, trial id and worker id from the env).
+    // Internal: run as the worker stand-in (database, sweep, trial and worker from the env).
     'stand-in': { type: 'boolean', default: false },
   },
 });
 
-/** The worker runner.ts reports to forwards progress every this many ms (runner.ts PROGRESS_EVERY_MS). */
+/** runner.ts sends a progress message at most this often (its PROGRESS_EVERY_MS). */
 const PROGRESS_EVERY_MS = 2_000;
 const OUT = 'bench/out/overhead';
 
-type FromStandIn = { type: 'ready' } | { type: 'epoch-ack'; abort: boolean; dbMs: number; rows: number; cpuMs: number };
+type FromStandIn = { type: 'ready' } | { type: 'epoch-ack'; abort: boolean; dbMs: number; earlyStopMs: number; rows: number; cpuMs: number };
 type ToStandIn = { type: 'epoch'; metrics: EpochMetrics } | { type: 'progress'; progress: BatchProgress };
+
+/** The rule a sweep file's `early_terminate` would give (schema defaults filled in). */
+function earlyTerminate(type: string): EarlyTerminate | null {
+  if (type === 'none') return null;
+  if (type === 'hyperband') return { type: 'hyperband', min_iter: 3, eta: 3, strict: true };
+  if (type === 'median') return { type: 'median', min_iter: 1, min_trials: 5, interval: 1 };
+  throw new Error(`--early-terminate must be hyperband, median or none, got ${type}`);
+}
 
 // ---------------------------------------------------------------------------------------------
 // The worker stand-in: what worker.ts does with an `epoch` message, on a real database.
@@ -69,9 +85,12 @@ async function standIn(): Promise<void> {
   const { openDatabase } = await import('../src/infra/db.ts');
   const { recordMetrics, heartbeat, HEARTBEAT_MS } = await import('../src/track/store.ts');
   const { better, epochMetric, epochRows, DEFAULT_METRIC } = await import('../src/track/metrics.ts');
+  const { earlyStopCheck } = await import('../src/track/histories.ts');
   const { formatSeconds } = await import('../src/util/progress.ts');
   const trialId = process.env.BENCH_TRIAL!;
+  const sweepId = process.env.BENCH_SWEEP!;
   const worker = process.env.BENCH_WORKER!;
+  const early = earlyTerminate(a['early-terminate']!);
   const db = await openDatabase({ env: { DATABASE_URL: process.env.DATABASE_URL } });
   // A worker's connection and statements are warm by the time an epoch ends (it claimed the
   // trial; after its first epoch ever, it has stored metrics): so are this one's.
@@ -97,12 +116,16 @@ async function standIn(): Promise<void> {
       const [, status] = await Promise.all([recordMetrics(db.prisma, rows), heartbeat(db.prisma, trialId, worker, best)]);
       if (status !== 'running') throw new Error(`the bench trial should be running, is ${status}`);
       const dbMs = performance.now() - t0;
+      // The worker asks the rule once the epoch is stored; the bench trial trains on whatever it says.
+      const t1 = performance.now();
+      if (early) await earlyStopCheck(db.prisma, { sweepId, trialId, config: early, metric: DEFAULT_METRIC });
+      const earlyStopMs = performance.now() - t1;
       process.stderr.write(
         `  ${m.phase} ${m.epoch + 1}: loss ${m.loss.toFixed(4)} val_loss ${m.val_loss.toFixed(4)} ` +
           `val_seq_acc ${m.val_seq_acc.toFixed(4)} ${m.images_per_s.toFixed(1)} img/s ${formatSeconds(m.seconds)}\n`,
       );
       const c = process.cpuUsage(c0);
-      send({ type: 'epoch-ack', abort: false, dbMs, rows: rows.length, cpuMs: (c.user + c.system) / 1000 });
+      send({ type: 'epoch-ack', abort: false, dbMs, earlyStopMs, rows: rows.length, cpuMs: (c.user + c.system) / 1000 });
     })().catch((err: unknown) => {
       process.stderr.write(`worker stand-in: ${(err as Error).stack ?? String(err)}\n`);
       process.exit(1);
@@ -133,6 +156,8 @@ interface EpochSample {
   dbMs: number;
   /** Database connections the stand-in opened for them (its pool had closed idle ones). */
   newConnections: number;
+  /** The early-termination rule's query and decision, after the store. */
+  earlyStopMs: number;
   progressMs: number;
   progressMessages: number;
   imagesPerS: number;
@@ -163,6 +188,8 @@ async function main(): Promise<void> {
   const { openDatabase } = await import('../src/infra/db.ts');
   const { initBackend } = await import('../src/train/backend.ts');
   const { DEFAULT_PARAMS } = await import('../src/train/params.ts');
+  const { upsertMetrics } = await import('../src/track/ingest.ts');
+  const { epochRows } = await import('../src/track/metrics.ts');
   const { microBatchFor, trainTrial } = await import('../src/train/trainer.ts');
   const { createTestDatabase } = await import('../test/infra/pg.ts');
 
@@ -178,6 +205,9 @@ async function main(): Promise<void> {
   const pretrain = num('pretrain');
   const gru = num('gru');
   if (pretrain + gru === 0) throw new Error('--pretrain and --gru are both 0: nothing to measure');
+  const early = earlyTerminate(a['early-terminate']!);
+  const sweepTrials = Number(a['sweep-trials']);
+  if (!Number.isInteger(sweepTrials) || sweepTrials < 0) throw new Error(`--sweep-trials must be a non-negative integer, got ${a['sweep-trials']}`);
 
   const startLoad = loadavg();
   const cpu0 = process.cpuUsage();
@@ -206,13 +236,29 @@ async function main(): Promise<void> {
   const trialId = 'bench-overhead-trial';
   const worker = `${os.hostname()}:${process.pid}`;
   const sweep = await db.prisma.sweep.create({ data: { name: 'bench-overhead', method: 'grid', spec: {}, metricName: 'val_seq_acc', metricGoal: 'maximize' }, select: { id: true } });
-  await db.prisma.trial.create({ data: { id: trialId, sweepId: sweep.id, index: 0, params: {}, seed: 1, status: 'running', worker, attempts: 1, startedAt: new Date(), heartbeatAt: new Date() } });
+  await db.prisma.trial.create({ data: { id: trialId, sweepId: sweep.id, index: sweepTrials, params: {}, seed: 1, status: 'running', worker, attempts: 1, startedAt: new Date(), heartbeatAt: new Date() } });
+  // The rest of the sweep: finished trials of 10 + 10 epochs, every key of every epoch stored,
+  // for the early-termination query to read.
+  const others = Array.from({ length: sweepTrials }, (_, i) => `bench-other-${i}`);
+  await db.prisma.trial.createMany({ data: others.map((id, i) => ({ id, sweepId: sweep.id, index: i, params: {}, seed: i, status: 'finished' as const, attempts: 1 })) });
+  const history: MetricRow[] = [];
+  others.forEach((id, i) => {
+    for (let e = 0; e < 20; e++) {
+      const acc = Math.min(1, ((e + 1) / 20) * (0.5 + (i % 10) / 20));
+      const m: EpochMetrics = {
+        phase: e < 10 ? 'pretrain' : 'gru', epoch: e % 10, loss: 21.5 * (1 - acc), char_acc: acc, seq_acc: acc ** 6, val_loss: 21.5 * (1 - acc),
+        val_char_acc: acc, val_seq_acc: acc ** 6, val_char_acc_by_position: [acc, acc, acc, acc, acc, acc], images_per_s: 10, seconds: 200,
+      };
+      history.push(...epochRows(id, m));
+    }
+  });
+  await upsertMetrics(db.prisma, history);
 
   // The worker stand-in, forked as TrialProcess forks the trial process (the roles are swapped:
   // here the trainer is the parent; the messages and their serialization are the same).
   const child: ChildProcess = fork(process.argv[1], ['--stand-in'], {
     execArgv: process.execArgv,
-    env: { ...process.env, DATABASE_URL: tdb.url, BENCH_TRIAL: trialId, BENCH_WORKER: worker },
+    env: { ...process.env, DATABASE_URL: tdb.url, BENCH_TRIAL: trialId, BENCH_SWEEP: sweep.id, BENCH_WORKER: worker },
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -244,7 +290,10 @@ async function main(): Promise<void> {
   let lastProgress = 0;
   let batches = 0;
   const trainStarted = performance.now();
-  log(`training: ${train.items.length} train / ${val.items.length} val images, width ${width}, batch ${batch} (micro ${microBatchFor(params, active.backend)}), ${active.backend}, ${pretrain} + ${gru} epochs; load ${startLoad}`);
+  log(
+    `training: ${train.items.length} train / ${val.items.length} val images, width ${width}, batch ${batch} (micro ${microBatchFor(params, active.backend)}), ` +
+      `${active.backend}, ${pretrain} + ${gru} epochs; early termination ${early?.type ?? 'none'} over ${sweepTrials} other trials; load ${startLoad}`,
+  );
   let endedAt = 0;
   let lastEpochEnd = 0;
   try {
@@ -297,13 +346,14 @@ async function main(): Promise<void> {
             loggingMs,
             dbMs: ack.dbMs,
             newConnections: opened.n,
+            earlyStopMs: ack.earlyStopMs,
             progressMs,
             progressMessages,
             imagesPerS: m.images_per_s,
             cpuS: cpuSeconds(process.cpuUsage(epochCpu)),
             overheadPct: (100 * overheadS) / m.seconds,
           });
-          log(`    checkpoint ${(1000 * checkpointS).toFixed(0)} ms (${checkpointMB.toFixed(1)} MB), logging ${loggingMs.toFixed(1)} ms (database ${ack.dbMs.toFixed(1)} ms, ${opened.n} new connection(s)), progress ${progressMs.toFixed(2)} ms: ${samples.at(-1)!.overheadPct.toFixed(2)}% of the epoch (load ${loadavg()})`);
+          log(`    checkpoint ${(1000 * checkpointS).toFixed(0)} ms (${checkpointMB.toFixed(1)} MB), logging ${loggingMs.toFixed(1)} ms (store ${ack.dbMs.toFixed(1)} ms, ${opened.n} new connection(s); early termination ${ack.earlyStopMs.toFixed(1)} ms), progress ${progressMs.toFixed(2)} ms: ${samples.at(-1)!.overheadPct.toFixed(2)}% of the epoch (load ${loadavg()})`);
           progressMs = 0;
           progressMessages = 0;
           // The trainer starts the next epoch's clock as this returns.
@@ -335,7 +385,8 @@ async function main(): Promise<void> {
     loggingMs: median(ss.map((s) => s.loggingMs)),
     dbMs: median(ss.map((s) => s.dbMs)),
     newConnections: median(ss.map((s) => s.newConnections)),
-    ipcMs: median(ss.map((s) => s.loggingMs - s.dbMs)),
+    earlyStopMs: median(ss.map((s) => s.earlyStopMs)),
+    ipcMs: median(ss.map((s) => s.loggingMs - s.dbMs - s.earlyStopMs)),
     progressMs: median(ss.map((s) => s.progressMs)),
     cpuS: median(ss.map((s) => s.cpuS)),
     overheadPct: median(ss.map((s) => s.overheadPct)),
@@ -348,7 +399,7 @@ async function main(): Promise<void> {
     backend: active.backend,
     command,
     loadAverage: { start: startLoad, end: endLoad },
-    setup: { images: train.items.length, val: val.items.length, width, batch, micro: microBatchFor(params, active.backend), pretrain, gru },
+    setup: { images: train.items.length, val: val.items.length, width, batch, micro: microBatchFor(params, active.backend), pretrain, gru, earlyTerminate: early, sweepTrials },
     trialEndSeconds: (endedAt - lastEpochEnd) / 1000,
     trainWallSeconds: (endedAt - trainStarted) / 1000,
     processCpuSeconds: totalCpu,
@@ -364,19 +415,19 @@ async function main(): Promise<void> {
   const all = summary.at(-1)!;
   console.log(`\nmachine: ${machine}; backend ${active.backend}`);
   console.log(`load average (1, 5, 15 min): ${startLoad} at start, ${endLoad} at end`);
-  console.log(`${command}: ${report.setup.images} train / ${report.setup.val} val railway images, width ${width}, batch ${batch} (micro ${report.setup.micro}); this process used ${(totalCpu / 60).toFixed(1)} CPU min in ${(report.trainWallSeconds / 60).toFixed(1)} min of training\n`);
-  console.log('| phase | epoch | epoch s (train + val) | epoch CPU s | checkpoint ms | checkpoint MB | logging ms (IPC + DB) | of which DB ms (new connections) | progress msgs ms | overhead % of epoch |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log(`${command}: ${report.setup.images} train / ${report.setup.val} val railway images, width ${width}, batch ${batch} (micro ${report.setup.micro}); early termination ${early?.type ?? 'none'} over ${sweepTrials} other trials of 20 epochs; this process used ${(totalCpu / 60).toFixed(1)} CPU min in ${(report.trainWallSeconds / 60).toFixed(1)} min of training\n`);
+  console.log('| phase | epoch | epoch s (train + val) | epoch CPU s | checkpoint ms | checkpoint MB | logging ms (all) | of which store ms (new connections) | of which early termination ms | progress msgs ms | overhead % of epoch |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of samples) {
     console.log(
       `| ${s.phase} | ${s.epoch + 1} | ${s.epochS.toFixed(1)} | ${s.cpuS.toFixed(1)} | ${(1000 * s.checkpointS).toFixed(0)} | ${s.checkpointMB.toFixed(1)} | ` +
-        `${s.loggingMs.toFixed(1)} | ${s.dbMs.toFixed(1)} (${s.newConnections}) | ${s.progressMs.toFixed(2)} (${s.progressMessages}) | ${s.overheadPct.toFixed(2)}% |`,
+        `${s.loggingMs.toFixed(1)} | ${s.dbMs.toFixed(1)} (${s.newConnections}) | ${s.earlyStopMs.toFixed(1)} | ${s.progressMs.toFixed(2)} (${s.progressMessages}) | ${s.overheadPct.toFixed(2)}% |`,
     );
   }
   for (const m of summary) {
     console.log(
       `| **median, ${m.label}** (${m.n}) | | ${m.epochS.toFixed(1)} | ${m.cpuS.toFixed(1)} | ${(1000 * m.checkpointS).toFixed(0)} | ${m.checkpointMB.toFixed(1)} | ` +
-        `${m.loggingMs.toFixed(1)} | ${m.dbMs.toFixed(1)} (${m.newConnections}) | ${m.progressMs.toFixed(2)} | ${m.overheadPct.toFixed(2)}% (max ${m.maxOverheadPct.toFixed(2)}%) |`,
+        `${m.loggingMs.toFixed(1)} | ${m.dbMs.toFixed(1)} (${m.newConnections}) | ${m.earlyStopMs.toFixed(1)} | ${m.progressMs.toFixed(2)} | ${m.overheadPct.toFixed(2)}% (max ${m.maxOverheadPct.toFixed(2)}%) |`,
     );
   }
   console.log(`\ngoal <= 2% of the epoch: ${all.maxOverheadPct <= 2 ? 'met' : all.overheadPct <= 2 ? 'met at the median, not on every epoch' : 'NOT met'} (median ${all.overheadPct.toFixed(2)}%, worst epoch ${all.maxOverheadPct.toFixed(2)}%)`);
