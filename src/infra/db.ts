@@ -53,9 +53,10 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Dat
       `DATABASE_URL must be a postgresql:// URL (got ${redactUrl(url)}); unset it to use the embedded database.`,
     );
   }
-  // A server that stops answering fails a query within seconds instead of hanging it, so
-  // workers can tell an outage from a slow query and wait it out (worker/policy.ts).
-  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true }) });
+  // A server that cannot be reached fails a connection within 10 s, and a query that gets no
+  // answer (a network partition) fails after 60 s instead of hanging forever, so workers can
+  // wait an outage out (worker/policy.ts) rather than wait on it.
+  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000, query_timeout: 60_000, idleTimeoutMillis: 60_000 }) });
   try {
     await prisma.$queryRawUnsafe('SELECT 1');
   } catch (err) {

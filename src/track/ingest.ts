@@ -24,7 +24,7 @@ export const UPSERT_CHUNK = 5000;
  * anything is written; epochRows never produces them. Batches above one chunk are written in
  * one transaction: all of it or none.
  */
-export async function upsertMetrics(prisma: PrismaClient, rows: readonly MetricRow[]): Promise<number> {
+export async function upsertMetrics(prisma: PrismaClient, rows: readonly MetricRow[], opts: { owner?: string } = {}): Promise<number> {
   const latest = new Map<string, MetricRow>();
   for (const r of rows) {
     if (typeof r.value !== 'number' || !Number.isFinite(r.value)) {
@@ -41,6 +41,10 @@ export async function upsertMetrics(prisma: PrismaClient, rows: readonly MetricR
   }
   if (latest.size === 0) return 0;
   const unique = [...latest.values()];
+  // With an owner, only rows of trials that worker still owns are written: a worker that lost
+  // its trial to another (it was paused past the stale limit) must not overwrite the new
+  // owner's values with its own.
+  const owner = opts.owner ?? null;
   const statements = [];
   for (let i = 0; i < unique.length; i += UPSERT_CHUNK) {
     const c = unique.slice(i, i + UPSERT_CHUNK);
@@ -48,7 +52,8 @@ export async function upsertMetrics(prisma: PrismaClient, rows: readonly MetricR
       INSERT INTO "MetricPoint" ("trialId", "phase", "epoch", "key", "value")
       SELECT * FROM unnest(${c.map((r) => r.trialId)}::text[], ${c.map((r) => r.phase)}::text[],
                            ${c.map((r) => r.epoch)}::int[], ${c.map((r) => r.key)}::text[],
-                           ${c.map((r) => r.value)}::float8[])
+                           ${c.map((r) => r.value)}::float8[]) AS u("trialId", "phase", "epoch", "key", "value")
+      WHERE ${owner}::text IS NULL OR EXISTS (SELECT 1 FROM "Trial" t WHERE t."id" = u."trialId" AND t."worker" = ${owner}::text)
       ON CONFLICT ("trialId", "phase", "epoch", "key")
       DO UPDATE SET "value" = EXCLUDED."value"
       WHERE "MetricPoint"."value" IS DISTINCT FROM EXCLUDED."value"`);

@@ -190,8 +190,8 @@ export async function heartbeat(prisma: PrismaClient, trialId: string, worker: s
  * Metric points, idempotently: one row per (trial, phase, epoch, key); a replayed epoch
  * overwrites its values, never adds rows (see ingest.ts).
  */
-export async function recordMetrics(prisma: PrismaClient, rows: readonly MetricRow[]): Promise<number> {
-  return upsertMetrics(prisma, rows);
+export async function recordMetrics(prisma: PrismaClient, rows: readonly MetricRow[], owner?: string): Promise<number> {
+  return upsertMetrics(prisma, rows, { owner });
 }
 
 export interface ArtifactRecord {
@@ -232,7 +232,7 @@ export interface FinishedTrial {
  * cancelled while it ran: its result is kept, its status too).
  */
 export async function finishTrial(prisma: PrismaClient, f: FinishedTrial): Promise<TrialStatus | null> {
-  await recordMetrics(prisma, f.metrics);
+  await recordMetrics(prisma, f.metrics, f.worker);
   const artifacts = f.artifacts.map((a) => ({ trialId: f.trialId, kind: a.kind, path: a.path, phase: a.phase ?? null, epoch: a.epoch ?? null, bytes: sizeOf(a.path) }));
   return prisma.$transaction(async (tx) => {
     const data = { summary: json(f.result), bestMetric: f.bestMetric, backend: f.result.backend, finishedAt: new Date(), error: null };

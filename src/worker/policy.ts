@@ -70,7 +70,7 @@ export function isConnectionError(err: unknown): boolean {
     const code = typeof e.code === 'string' ? e.code : '';
     if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|P1001|P1002|P1017|57P0[123]|08\d\d\d)$/.test(code)) return true;
     const msg = e.message ?? '';
-    if (/Connection terminated|connect ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect|Connection ended unexpectedly|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Can't reach database server|Client has encountered a connection error|server closed the connection/i.test(msg)) return true;
+    if (/Connection terminated|connect ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect|Connection ended unexpectedly|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Can't reach database server|Client has encountered a connection error|server closed the connection|Server has closed the connection|Query read timeout/i.test(msg)) return true;
   }
   return false;
 }

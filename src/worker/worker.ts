@@ -161,6 +161,8 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   const processEnv = { ...process.env, ...env, REDIS_URL: url } as NodeJS.ProcessEnv;
 
   const idle: TrialProcess[] = [];
+  /** Trials this process is running now: a job for one of them is never started twice here. */
+  const running = new Set<string>();
   const busy = new Set<TrialProcess>();
   const outcomes: WorkerSummary['outcomes'] = {};
   let claimed = 0;
@@ -240,7 +242,10 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       count(outcome);
       return { trialId: trial.id, outcome, pickedAt, startedAt, trainedAt, storedAt: performance.now() };
     };
+    /** Set once the attempt is over: a late heartbeat must not abort the process's next trial. */
+    let ended = false;
     const status = (st: string | null) => {
+      if (ended) return;
       if (st === 'cancelled') cancelled = true;
       if (st === null) lost = true;
       if (cancelled || lost) proc.abort();
@@ -275,11 +280,15 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       const rows = [...unsaved.values()];
       writing = (async () => {
         try {
-          const [, st] = await Promise.all([rows.length ? recordMetrics(prisma, rows) : Promise.resolve(0), heartbeat(prisma, trial.id, id, best)]);
-          await writeWandb();
+          // The heartbeat first: it says whether this worker still owns the trial; the rows are
+          // written only if it does (and the upsert checks that again).
+          const st = await heartbeat(prisma, trial.id, id, best);
+          if (st !== null && rows.length) await recordMetrics(prisma, rows, id);
           for (const r of rows) if (unsaved.get(`${r.phase}/${r.epoch}/${r.key}`) === r) unsaved.delete(`${r.phase}/${r.epoch}/${r.key}`);
           if (dbDown) onOutage('up');
           status(st);
+          // W&B's rows are secondary: their failure must not hide a cancel or delay a decision.
+          if (st !== null) await writeWandb().catch((err) => (isConnectionError(err) ? undefined : say(trial, `W&B outbox: ${shortError(err)}`)));
         } catch (err) {
           if (isConnectionError(err)) onOutage('down', err);
           else say(trial, `could not store epoch metrics (kept on disk, stored when the trial ends): ${(err as Error).message}`);
@@ -327,7 +336,10 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
             // this one stored; while the database is away the decision waits for a later epoch.
             if (stored && spec.early_terminate && !stopping && !cancelled && !lost) {
               try {
-                earlyStop = await earlyStopCheck(prisma, { sweepId: trial.sweep.id, trialId: trial.id, config: spec.early_terminate, metric });
+                earlyStop = await Promise.race([
+                  earlyStopCheck(prisma, { sweepId: trial.sweep.id, trialId: trial.id, config: spec.early_terminate, metric }),
+                  new Promise<null>((r) => setTimeout(() => r(null), EPOCH_WRITE_WAIT_MS).unref()),
+                ]);
                 if (earlyStop) say(trial, `early termination (${spec.early_terminate.type}): ${earlyStop.reason}`);
               } catch (err) {
                 say(trial, `early termination check failed, trial goes on: ${(err as Error).message}`);
@@ -348,7 +360,14 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       return await store(out.result, out.history);
     } catch (err) {
       trainedAt ??= performance.now();
-      if (!(err instanceof TrialFailure)) throw err;
+      clearInterval(beat);
+      await writing; // the outcome's writes below must not race a heartbeat's
+      if (!(err instanceof TrialFailure)) {
+        // Not the trial's failure but ours (storing its outcome): the queue retries the job,
+        // which resumes from the last checkpoint.
+        say(trial, `could not record the trial's outcome, the job is retried: ${shortError(err)}`);
+        throw err;
+      }
       healthy = err.kind === 'aborted' || err.kind === 'diverged' || err.kind === 'bad-input';
       if (lost) {
         say(trial, 'another worker owns this trial now; leaving it to it');
@@ -398,12 +417,19 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       throw new Error(err.message);
     } finally {
       clearInterval(beat);
-      // Epochs the database missed: stored now if it answers (history.json keeps them anyway).
-      if (unsaved.size > 0) await recordMetrics(prisma, [...unsaved.values()]).catch(() => 0);
+      await writing;
+      ended = true;
+      // Epochs the database missed: stored now if it answers and the trial is still this
+      // worker's (history.json keeps them anyway).
+      if (unsaved.size > 0) await recordMetrics(prisma, [...unsaved.values()], id).catch(() => 0);
+      wandb.forget(trial.id);
       release(proc, healthy);
     }
 
     async function store(result: TrialResult, history: EpochMetrics[]): Promise<TrialTiming> {
+      // No heartbeat write may run beside the final one (W&B rows of one run go in order).
+      clearInterval(beat);
+      await writing;
       const artifacts: ArtifactRecord[] = [
         { kind: 'model', path: result.model_dir },
         { kind: 'predictions', path: result.predictions.val, phase: 'val' },
@@ -437,6 +463,14 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       await job.moveToWait(token);
       throw new WaitingError();
     }
+    if (running.has(trialId)) {
+      // Its job came back while this worker still runs it (the job's lock expired while Redis
+      // was away): claiming would succeed, the owner being this worker, and run it twice.
+      say({ id: trialId }, `already running here; looking again in ${Math.round(busyRetryMs / 1000)}s`);
+      count('busy');
+      await job.moveToDelayed(Date.now() + busyRetryMs, token);
+      throw new DelayedError();
+    }
     let claim: Awaited<ReturnType<typeof claimTrial>>;
     try {
       claim = await claimTrial(prisma, trialId, id, timings.staleMs);
@@ -463,11 +497,13 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       throw new DelayedError();
     }
     claimed++;
+    running.add(trialId);
     try {
       const t = await runTrial(job, token, claim.trial, pickedAt);
       opts.onTrial?.(t);
       return { status: t.outcome };
     } finally {
+      running.delete(trialId);
       processed++;
       if (opts.maxTrials !== undefined && processed >= opts.maxTrials) stop(`max-trials (${opts.maxTrials})`);
     }
@@ -521,7 +557,11 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     const check = async () => {
       await firstReap; // orphans found at startup are work: do not call the queue idle before
       if (stopping) return;
-      if (busy.size === 0 && (await pendingJobs(queue).catch(() => 1)) === 0 && busy.size === 0) stop('idle');
+      const idleNow = async () => busy.size === 0 && (await pendingJobs(queue).catch(() => 1)) === 0 && busy.size === 0;
+      if (!(await idleNow())) return;
+      // Before leaving, one more look for trials whose jobs were lost since the last pass.
+      await reap();
+      if (!stopping && (await idleNow())) stop('idle');
     };
     idleTimer = setInterval(() => void check(), opts.idlePollMs ?? 2_000);
     void check();
@@ -568,6 +608,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   log(`worker ${id}: queue ${prefix}:${name} at ${redactUrl(url)}, concurrency ${concurrency}${opts.maxTrials !== undefined ? `, at most ${opts.maxTrials} trial(s)` : ''}${opts.exitWhenIdle ? ', exits when idle' : ''}`);
   void worker.run().catch((err) => {
     log(`queue worker stopped: ${(err as Error).message}`);
+    stopFailed = true;
     stop('error');
   });
   return { id, done, stop };

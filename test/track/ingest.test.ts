@@ -90,6 +90,20 @@ describe.each([postgres(), embedded()])('upsertMetrics ($name)', (target) => {
     expect(await stored(t)).toEqual(asMap(rows));
   });
 
+  it('with an owner, writes only rows of trials that worker owns', async () => {
+    const mine = await newTrial();
+    const theirs = await newTrial();
+    await db.prisma.trial.update({ where: { id: mine }, data: { status: 'running', worker: 'me:1' } });
+    await db.prisma.trial.update({ where: { id: theirs }, data: { status: 'running', worker: 'other:2' } });
+    const old = epochs(theirs, 'pretrain', 1, (_e, k) => k);
+    await upsertMetrics(db.prisma, old);
+    const rows = [...epochs(mine, 'pretrain', 1, (_e, k) => k + 0.5), ...epochs(theirs, 'pretrain', 1, (_e, k) => k + 0.5)];
+    expect(await upsertMetrics(db.prisma, rows, { owner: 'me:1' })).toBe(KEYS.length);
+    expect(await stored(mine)).toEqual(asMap(rows.filter((r) => r.trialId === mine)));
+    // The other worker's values stay as they were.
+    expect(await stored(theirs)).toEqual(asMap(old));
+  });
+
   it('a replayed epoch overwrites its values and never adds a row', async () => {
     const t = await newTrial();
     const first = epochs(t, 'gru', 4, (e, k) => e + k / 10);

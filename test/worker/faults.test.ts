@@ -37,14 +37,16 @@ const points = (trialId: string) => db.prisma.metricPoint.findMany({ where: { tr
 /** Every epoch of the trial's history.json is stored, each key exactly once, nothing else. */
 async function expectEveryEpochOnce(trialId: string, env: Record<string, string>): Promise<number> {
   const history = JSON.parse(readFileSync(path.join(trialDir(trialId, env), 'history.json'), 'utf8')) as Array<Record<string, unknown>>;
-  const expected = new Set<string>();
+  const expected = new Map<string, number>();
   for (const m of history) {
-    for (const [k, v] of Object.entries(m)) if (k !== 'phase' && k !== 'epoch' && typeof v === 'number' && Number.isFinite(v)) expected.add(`${m.phase}/${m.epoch}/${k}`);
+    for (const [k, v] of Object.entries(m)) if (k !== 'phase' && k !== 'epoch' && typeof v === 'number' && Number.isFinite(v)) expected.set(`${m.phase}/${m.epoch}/${k}`, v);
   }
-  const stored = (await points(trialId)).map((p) => `${p.phase}/${p.epoch}/${p.key}`);
-  expect(new Set(stored).size).toBe(stored.length);
-  expect(new Set(stored)).toEqual(expected);
-  return stored.length;
+  const rows = await points(trialId);
+  const stored = new Map(rows.map((p) => [`${p.phase}/${p.epoch}/${p.key}`, p.value]));
+  expect(stored.size).toBe(rows.length);
+  // The same points with the same values: nothing lost, nothing from another run of an epoch.
+  expect(stored).toEqual(expected);
+  return rows.length;
 }
 
 async function oneTrial(name: string, yaml: string, env = t.env): Promise<string> {
@@ -94,7 +96,7 @@ describe('faults', () => {
       expect(w.code, w.stderr).toBe(0);
       expect(w.stderr).toMatch(/database reachable again/);
       const done = await db.prisma.trial.findUniqueOrThrow({ where: { id: trialId } });
-      expect(done).toMatchObject({ status: 'finished', attempts: 1 });
+      expect(done, w.stderr).toMatchObject({ status: 'finished', attempts: 1 });
       expect(await expectEveryEpochOnce(trialId, env)).toBeGreaterThan(0);
     } finally {
       await proxy.close();

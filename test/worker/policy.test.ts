@@ -19,6 +19,8 @@ describe('worker policy', () => {
     expect(isConnectionError(Object.assign(new Error('x'), { cause: { code: 'ECONNREFUSED' } }))).toBe(true);
     expect(isConnectionError(new Error("Raw query failed. Code: `N/A`. Message: `Can't reach database server at 127.0.0.1:5432`"))).toBe(true);
     expect(isConnectionError(new Error('Database error. Code: `57P03`. Message: `the database system is shutting down`'))).toBe(true);
+    expect(isConnectionError(new Error('Server has closed the connection.'))).toBe(true);
+    expect(isConnectionError(new Error('Query read timeout'))).toBe(true);
     expect(isConnectionError(Object.assign(new Error('Unique constraint failed'), { code: 'P2002' }))).toBe(false);
     expect(isConnectionError(new Error('relation "Trial" does not exist'))).toBe(false);
     expect(shortError(new Error('Invalid `prisma.x()` invocation in\nfile.ts:1\nDatabase error. Code: `57P03`. Message: `the database system is shutting down`'))).toBe('the database system is shutting down');

@@ -32,7 +32,9 @@ describe('worker -> W&B', () => {
     const w = await runCli(['worker', '--exit-when-idle'], env);
     expect(w.code, w.stderr).toBe(0);
     expect(w.stderr + w.stdout).not.toContain(KEY);
-    // What the worker's loop left (it stops when the worker does) is delivered by sync.
+    // The worker's own loop delivered while it ran (the run at least); what it left when it
+    // stopped is delivered by sync.
+    expect(fake.requests.some((r) => r.operation === 'UpsertBucket' && r.answer === 200)).toBe(true);
     const sync = await runCli(['wandb', 'sync', '--json'], env);
     expect(sync.code, sync.stderr).toBe(0);
 

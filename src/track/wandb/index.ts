@@ -37,6 +37,8 @@ export interface WandbMirror {
   epoch(trialId: string, m: EpochMetrics): Promise<void>;
   /** Summary and exit state: status is the trial's final status (finished | failed | diverged | stopped | cancelled). */
   runEnded(trialId: string, status: string, summary: Record<string, unknown>): Promise<void>;
+  /** This worker no longer trains the trial (it ended, or went back to the queue): no more heartbeats for its run from here. */
+  forget(trialId: string): void;
   /** Starts the background delivery loop (online mode only); never throws. */
   start(): void;
   /** Stops the loop; waits at most `ms` for an in-flight delivery. */
@@ -84,6 +86,9 @@ export function openWandbMirror(prisma: PrismaClient, env: Env = process.env, lo
       await writeRunEnded(prisma, trialId, status, summary);
       started.delete(trialId);
       kick();
+    },
+    forget(trialId) {
+      started.delete(trialId);
     },
     start() {
       if (settings.mode !== 'online' || loop || stopping) return;
@@ -162,6 +167,7 @@ function disabledMirror(): WandbMirror {
     async runStarted() {},
     async epoch() {},
     async runEnded() {},
+    forget() {},
     start() {},
     async close() {},
   };
