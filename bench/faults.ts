@@ -127,6 +127,8 @@ interface DrillResult {
   wandbExpected: number;
   wandbReceived: number;
   wandbWrong: number;
+  /** Outbox rows the workers had not delivered when they exited, sent by `sweep wandb sync`. */
+  wandbBySync: number;
   seconds: number;
 }
 
@@ -230,11 +232,19 @@ async function runDrill(drill: string, pgServer: PrivatePostgres, wandb: FakeWan
   log(`${drill}: workers exited with ${codes.join(', ')}`);
   // Whatever the workers' delivery loops left behind is delivered here, as a user would.
   // (Not spawnSync: the fake W&B server lives in this process and must keep answering.)
-  const sync = spawn(process.execPath, [BIN, 'wandb', 'sync', '--json'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const sync = spawn(process.execPath, [BIN, 'wandb', 'sync', '--json'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let syncErr = '';
+  let syncOut = '';
   sync.stderr!.on('data', (d) => (syncErr += String(d)));
+  sync.stdout!.on('data', (d) => (syncOut += String(d)));
   const syncCode = await new Promise<number | null>((r) => sync.on('exit', r));
   if (syncCode !== 0) log(`wandb sync exited ${syncCode}: ${syncErr.trim().split('\n').at(-1)}`);
+  let bySync = -1;
+  try {
+    bySync = (JSON.parse(syncOut) as { delivered: number }).delivered;
+  } catch {
+    /* reported as - */
+  }
 
   // Count.
   const trials = await db!.prisma.trial.findMany({ where: { sweepId: launched.sweep.id }, select: { id: true, status: true, attempts: true } });
@@ -287,6 +297,7 @@ async function runDrill(drill: string, pgServer: PrivatePostgres, wandb: FakeWan
     wandbExpected,
     wandbReceived,
     wandbWrong,
+    wandbBySync: bySync,
     seconds: (Date.now() - t0) / 1000,
   };
 }
@@ -315,10 +326,10 @@ try {
   }
 }
 console.log(`# fault drills: ${nTrials} trials (width 0.0625, 4 pretrain + 2 GRU epochs), ${nWorkers} workers; ${machine}`);
-console.log('| drill | trials finished | other states | attempts | metric points expected / stored | missing | extra | W&B lines expected / received | W&B wrong or duplicated | seconds |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('| drill | trials finished | other states | attempts | metric points expected / stored | missing | extra | W&B lines expected / received | W&B wrong or duplicated | W&B rows left to sync | seconds |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.drill} | ${r.finished}/${r.trials} | ${r.other} | ${r.attempts} | ${r.pointsExpected} / ${r.pointsStored} | ${r.missing} | ${r.extra} | ${r.wandbExpected} / ${r.wandbReceived} | ${r.wandbWrong} | ${r.seconds.toFixed(0)} |`);
+  console.log(`| ${r.drill} | ${r.finished}/${r.trials} | ${r.other} | ${r.attempts} | ${r.pointsExpected} / ${r.pointsStored} | ${r.missing} | ${r.extra} | ${r.wandbExpected} / ${r.wandbReceived} | ${r.wandbWrong} | ${r.wandbBySync < 0 ? '-' : r.wandbBySync} | ${r.seconds.toFixed(0)} |`);
 }
 const ok = results.every((r) => r.finished === r.trials && r.missing === 0 && r.extra === 0 && r.wandbWrong === 0 && r.wandbReceived === r.wandbExpected);
 console.log(ok ? '# every drill: all trials finished, zero points lost or duplicated' : '# SOME DRILL FAILED (see the table and bench/out/faults/<drill>/workers.log)');
