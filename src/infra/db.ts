@@ -62,7 +62,7 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Dat
   } catch (err) {
     await prisma.$disconnect().catch(() => {});
     throw new UserError(
-      `cannot connect to the database at ${redactUrl(url)} (DATABASE_URL): ${reason(err)}. ` +
+      `cannot connect to the database at ${redactUrl(url)} (DATABASE_URL): ${databaseErrorReason(err)}. ` +
         'Start Postgres (e.g. `docker compose up -d postgres`), fix DATABASE_URL, or unset it to use the embedded database.',
     );
   }
@@ -127,7 +127,7 @@ export async function pendingMigrations(prisma: PrismaClient): Promise<string[]>
 }
 
 /** The part of a Prisma error that says what happened (its message starts with where). */
-function reason(err: unknown): string {
+export function databaseErrorReason(err: unknown): string {
   const msg = (err as Error)?.message ?? String(err);
   const quoted = /Message: `([^`]*)`/.exec(msg)?.[1];
   const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);

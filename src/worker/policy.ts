@@ -12,6 +12,7 @@
  *
  * The shorter values are for tests and fault drills; the defaults suit runs of hours.
  */
+import { databaseErrorReason } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -75,13 +76,8 @@ export function isConnectionError(err: unknown): boolean {
   return false;
 }
 
-/** One line of a (Prisma) error: its database message when it quotes one, else its last line. */
-export function shortError(err: unknown): string {
-  const msg = (err as Error)?.message ?? String(err);
-  const quoted = /Message: `([^`]*)`/.exec(msg)?.[1];
-  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
-  return quoted ?? lines.at(-1) ?? msg;
-}
+/** One line of a (Prisma) error, for logs: the database's own message. */
+export const shortError = databaseErrorReason;
 
 /** Backoff for the n-th retry (0-based): 1 s, 2 s, 4 s ... capped, with ±20% jitter. */
 export function backoffMs(n: number, baseMs = 1_000, capMs = 15_000): number {
