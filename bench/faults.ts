@@ -29,6 +29,9 @@ import pg from 'pg';
 import { openDatabase, type Database } from '../src/infra/db.ts';
 import { launchSweep } from '../src/scheduler/launch.ts';
 import { trialDir } from '../src/worker/data.ts';
+import { epochRows } from '../src/track/metrics.ts';
+import type { EpochMetrics } from '../src/train/trainer.ts';
+import { tinySweep, waitFor } from '../test/e2e/helpers.ts';
 import { freePort, portOpen } from '../test/infra/ports.ts';
 import { startFakeWandb, type FakeWandb } from '../test/track/fake-wandb.ts';
 
@@ -53,14 +56,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------------------------------
 // Private servers
-
-async function waitUntil(check: () => Promise<boolean> | boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 class PrivatePostgres {
   readonly bin: string;
@@ -97,7 +92,7 @@ class PrivateRedis {
   }
   async start(): Promise<void> {
     this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--dir', this.dir, '--save', ''], { stdio: 'ignore' });
-    await waitUntil(() => portOpen(this.port), `redis on ${this.port}`, 20_000);
+    await waitFor(() => portOpen(this.port), `redis on ${this.port}`, 20_000);
   }
   async stop(): Promise<void> {
     if (!this.proc) return;
@@ -130,27 +125,6 @@ interface DrillResult {
   /** Outbox rows the workers had not delivered when they exited, sent by `sweep wandb sync`. */
   wandbBySync: number;
   seconds: number;
-}
-
-function sweepYaml(name: string): string {
-  const dropouts = Array.from({ length: nTrials }, (_, i) => +(0.05 * (i + 1)).toFixed(2));
-  return [
-    `name: ${name}`,
-    'method: grid',
-    'metric: {name: val_seq_acc, goal: maximize}',
-    'seed: 0',
-    'train:',
-    '  generate: {style: railway, count: 64, seed: 1}',
-    '  val_fraction: 0.25',
-    '  width: 0.0625',
-    '  pretrain_epochs: 4',
-    '  gru_epochs: 2',
-    '  batch_size: 16',
-    '  backend: wasm',
-    'parameters:',
-    `  dropout: {values: [${dropouts.join(', ')}]}`,
-    '',
-  ].join('\n');
 }
 
 function startWorker(env: Record<string, string>, label: string, logs: string[]): { proc: ChildProcess; exited: Promise<number | null> } {
@@ -189,7 +163,8 @@ async function runDrill(drill: string, pgServer: PrivatePostgres, wandb: FakeWan
     WANDB_ENTITY: 'drills',
   };
   const file = path.join(dir, 'sweep.yaml');
-  writeFileSync(file, sweepYaml(`drill-${drill}`));
+  const dropouts = Array.from({ length: nTrials }, (_, i) => +(0.05 * (i + 1)).toFixed(2));
+  writeFileSync(file, tinySweep({ name: `drill-${drill}`, dropout: dropouts, pretrain: 4, gru: 2, count: 64 }));
   const launched = await launchSweep({ file, env });
   let db: Database | null = await openDatabase({ env });
   const trialIds = (await db.prisma.trial.findMany({ where: { sweepId: launched.sweep.id }, select: { id: true } })).map((r) => r.id);
@@ -198,7 +173,7 @@ async function runDrill(drill: string, pgServer: PrivatePostgres, wandb: FakeWan
   const logs: string[] = [];
   const workers = Array.from({ length: nWorkers }, (_, i) => startWorker(env, `w${i}`, logs));
   const firstEpoch = async () => (await db!.prisma.metricPoint.count({ where: { trialId: { in: trialIds } } })) > 0;
-  await waitUntil(firstEpoch, 'the first stored epoch', 300_000);
+  await waitFor(firstEpoch, 'the first stored epoch', 300_000);
 
   if (drill === 'kill') {
     log('kill: SIGKILL to worker 0 mid-trial; a replacement starts');
@@ -258,15 +233,13 @@ async function runDrill(drill: string, pgServer: PrivatePostgres, wandb: FakeWan
   const expectedKeys = new Set<string>();
   for (const id of trialIds) {
     const file = path.join(trialDir(id, env), 'history.json');
-    const history = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Array<Record<string, unknown>>) : [];
-    for (const m of history) {
-      for (const [k, v] of Object.entries(m)) {
-        if (k === 'phase' || k === 'epoch' || typeof v !== 'number' || !Number.isFinite(v)) continue;
-        const key = `${id}/${m.phase}/${m.epoch}/${k}`;
-        expectedKeys.add(key);
-        expected++;
-        if (storedKeys.get(key) !== v) missing++;
-      }
+    const history = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as EpochMetrics[]) : [];
+    // The points the worker stores for these epochs (epochRows), with the values on disk.
+    for (const r of history.flatMap((m) => epochRows(id, m))) {
+      const key = `${id}/${r.phase}/${r.epoch}/${r.key}`;
+      expectedKeys.add(key);
+      expected++;
+      if (storedKeys.get(key) !== r.value) missing++;
     }
     // W&B: one history line per epoch, at offsets 0..n-1, each with the epoch's final values.
     const lines = wandb.history('drills', `drill-${drill}`, id.slice(0, 16));

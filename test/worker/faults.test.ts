@@ -13,6 +13,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
+import { epochRows } from '../../src/track/metrics.ts';
+import type { EpochMetrics } from '../../src/train/trainer.ts';
 import { trialDir } from '../../src/worker/data.ts';
 import { runCli, startCli, testEnv, tinySweep, waitFor, writeFile, type TestEnv } from '../e2e/helpers.ts';
 import { freePort, portOpen } from '../infra/ports.ts';
@@ -36,11 +38,8 @@ const points = (trialId: string) => db.prisma.metricPoint.findMany({ where: { tr
 
 /** Every epoch of the trial's history.json is stored, each key exactly once, nothing else. */
 async function expectEveryEpochOnce(trialId: string, env: Record<string, string>): Promise<number> {
-  const history = JSON.parse(readFileSync(path.join(trialDir(trialId, env), 'history.json'), 'utf8')) as Array<Record<string, unknown>>;
-  const expected = new Map<string, number>();
-  for (const m of history) {
-    for (const [k, v] of Object.entries(m)) if (k !== 'phase' && k !== 'epoch' && typeof v === 'number' && Number.isFinite(v)) expected.set(`${m.phase}/${m.epoch}/${k}`, v);
-  }
+  const history = JSON.parse(readFileSync(path.join(trialDir(trialId, env), 'history.json'), 'utf8')) as EpochMetrics[];
+  const expected = new Map(history.flatMap((m) => epochRows(trialId, m)).map((r) => [`${r.phase}/${r.epoch}/${r.key}`, r.value]));
   const rows = await points(trialId);
   const stored = new Map(rows.map((p) => [`${p.phase}/${p.epoch}/${p.key}`, p.value]));
   expect(stored.size).toBe(rows.length);
