@@ -5,6 +5,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { openDatabase } from '../infra/db.ts';
+import { wandbRunLink } from '../track/wandb/index.ts';
 import { trialView, type PhaseView, type TrialView } from '../track/trial-view.ts';
 import { UserError } from '../util/errors.ts';
 import { formatSeconds } from '../util/progress.ts';
@@ -199,9 +200,7 @@ const command: CommandModule<object, ShowArgs> = {
     if (args.trial === undefined) throw new UserError('name a trial: its id, a unique id prefix (6+ characters) or SWEEP#INDEX');
     const db = await openDatabase();
     try {
-      // The link W&B's server gave when the run was delivered; not known before that.
-      const wandbLink = async (trialId: string) => (await db.prisma.wandbRun.findUnique({ where: { trialId }, select: { url: true } }))?.url ?? null;
-      const view = await trialView(db.prisma, String(args.trial), { wandbLink });
+      const view = await trialView(db.prisma, String(args.trial), { wandbLink: (trialId) => wandbRunLink(db.prisma, trialId) });
       process.stdout.write(args.json ? `${JSON.stringify(view, null, 2)}\n` : `${showText(view)}\n`);
     } finally {
       await db.close();

@@ -173,6 +173,11 @@ function disabledMirror(): WandbMirror {
   };
 }
 
+/** A trial's W&B dashboard link, as recorded when its run was delivered; null before that. */
+export async function wandbRunLink(prisma: PrismaClient, trialId: string): Promise<string | null> {
+  return (await prisma.wandbRun.findUnique({ where: { trialId }, select: { url: true } }))?.url ?? null;
+}
+
 /** The summary W&B shows for a finished trial: best and final validation, test metrics, cost. */
 export function wandbSummary(result: TrialResult): Record<string, unknown> {
   const bests = Object.values(result.best).map((b) => b?.val_seq_acc).filter((v): v is number => typeof v === 'number');
