@@ -7,9 +7,11 @@
  *
  * Prints one row per epoch and writes bench/out/accuracy/curve.json. The CPU minutes are this
  * process's user+system time (process.cpuUsage), so other load on the machine does not count.
- * The budget stops training at the first epoch end past it.
+ * The budget stops training at the first epoch end past it. Run again with the same --out and
+ * settings to go on: the trainer resumes from its last checkpoint and the curve continues from
+ * the CPU and wall minutes already recorded in curve.json.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -72,22 +74,31 @@ const params = {
   seed: 1,
 };
 const budgetMin = Number(a['budget-min']);
+const curveFile = join(out, 'curve.json');
+const rows: Array<EpochMetrics & { cpu_min: number; wall_min: number }> = [];
+if (existsSync(curveFile)) {
+  const prior = JSON.parse(readFileSync(curveFile, 'utf8')) as { params: unknown; rows: typeof rows };
+  if (JSON.stringify(prior.params) !== JSON.stringify(params)) {
+    throw new Error(`${curveFile} was written with other settings; use another --out`);
+  }
+  rows.push(...prior.rows);
+}
+const last = rows.at(-1);
 const cpu0 = process.cpuUsage();
-const wall0 = performance.now();
+const wall0 = performance.now() - (last?.wall_min ?? 0) * 60e3;
 const cpuMinutes = () => {
   const u = process.cpuUsage(cpu0);
-  return (u.user + u.system) / 60e6;
+  return (last?.cpu_min ?? 0) + (u.user + u.system) / 60e6;
 };
 const machine = `${cpus()[0].model}, ${cpus().length} cores`;
 const spec = { ...params, height: 60, imageWidth: 200, length: 6, classes: 36 };
-const rows: Array<EpochMetrics & { cpu_min: number; wall_min: number }> = [];
 console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, ` +
   `${(forwardMacs(spec) / 1e6).toFixed(0)} MMAC/image forward, backend ${active.backend}, ${machine}`);
 console.log('| phase | epoch | cpu min | wall min | train img/s | loss | val seq | val char by position | test char | test seq |');
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 const controller = new AbortController();
 const save = () =>
-  writeFileAtomic(join(out, 'curve.json'), JSON.stringify({ machine, backend: active.backend, params, rows }, null, 1));
+  writeFileAtomic(curveFile, JSON.stringify({ machine, backend: active.backend, params, rows }, null, 1));
 try {
   await trainTrial({
     params,
