@@ -136,6 +136,38 @@ export function orthogonalRows(rows: number, cols: number, seed: number): Float3
   return out;
 }
 
+type ConvArgs = Parameters<typeof tfl.layers.conv2d>[0];
+// tfjs-layers exports Conv2D only through its factory; the class comes from an instance.
+const Conv2DLayer = Object.getPrototypeOf(tfl.layers.conv2d({ filters: 1, kernelSize: 1 })).constructor as new (
+  args: ConvArgs,
+) => tfl.layers.Layer;
+
+/**
+ * The first conv layer: Keras' Conv2D computed as conv2d + bias rather than tfjs' fused conv2d.
+ * The fused op's gradient computes the derivative for its input eagerly, and for the first
+ * layer that is the image, which nothing needs; unfused, the tape skips it (about 4% of a
+ * training step at width 0.25, bench/kernels.ts). Same weights, same config, same output.
+ */
+export class InputConv2D extends Conv2DLayer {
+  static className = 'InputConv2D';
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      const self = this as unknown as {
+        kernel: tfl.LayerVariable;
+        bias: tfl.LayerVariable | null;
+        strides: [number, number];
+        padding: 'valid' | 'same';
+        dilationRate: [number, number];
+      };
+      const y = tf.conv2d(x, self.kernel.read() as tf.Tensor4D, self.strides, self.padding, 'NHWC', self.dilationRate);
+      return self.bias ? tf.add(y, self.bias.read()) : y;
+    });
+  }
+}
+tf.serialization.registerClass(InputConv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+
 /** Keras' `Lambda(lambda x: x[:, i, :])`: one time step of a sequence. */
 export class TimeStep extends tfl.layers.Layer {
   static className = 'TimeStep';
@@ -181,17 +213,18 @@ function cnnTrunk(spec: ModelSpec): { input: tfl.SymbolicTensor; pooled: tfl.Sym
   const input = tfl.input({ shape: [spec.height, spec.imageWidth, 3], name: 'image' });
   const regularizer = spec.alpha > 0 ? tfl.regularizers.l2({ l2: spec.alpha }) : undefined;
   let layerSeed = spec.seed * 1000;
-  const conv = (x: tfl.SymbolicTensor, filters: number, padding: 'valid' | 'same', name: string) =>
-    tfl.layers
-      .conv2d({
-        filters,
-        kernelSize: spec.kernel_size,
-        padding,
-        kernelInitializer: tfl.initializers.heNormal({ seed: layerSeed++ }),
-        kernelRegularizer: regularizer,
-        name,
-      })
-      .apply(x) as tfl.SymbolicTensor;
+  const conv = (x: tfl.SymbolicTensor, filters: number, padding: 'valid' | 'same', name: string) => {
+    const args: ConvArgs = {
+      filters,
+      kernelSize: spec.kernel_size,
+      padding,
+      kernelInitializer: tfl.initializers.heNormal({ seed: layerSeed++ }),
+      kernelRegularizer: regularizer,
+      name,
+    };
+    const layer = x === input ? new InputConv2D(args) : tfl.layers.conv2d(args);
+    return layer.apply(x) as tfl.SymbolicTensor;
+  };
   const bnRelu = (x: tfl.SymbolicTensor, name: string) =>
     tfl.layers.activation({ activation: 'relu', name: `${name}_relu` }).apply(
       tfl.layers.batchNormalization({ name }).apply(x),

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../src/train/tf.ts';
 import '@tensorflow/tfjs-backend-cpu';
-import { buildGruModel, buildPretrainModel, copyTrunkWeights, filtersFor, forwardMacs, isTrunkLayer, type ModelSpec } from '../../src/train/model.ts';
+import { InputConv2D, buildGruModel, buildPretrainModel, copyTrunkWeights, filtersFor, forwardMacs, isTrunkLayer, type ModelSpec } from '../../src/train/model.ts';
 
 const spec: ModelSpec = { kernel_size: 3, alpha: 1e-4, dropout: 0.2, width: 1, seed: 3, height: 60, imageWidth: 200, length: 6, classes: 36 };
 
@@ -38,16 +38,38 @@ describe('the report model', () => {
   it('matches the report layer by layer', () => {
     const m = buildGruModel({ ...spec, width: 0.125 });
     const kinds = m.layers.map((l) => l.getClassName());
-    expect(kinds.filter((k) => k === 'Conv2D')).toHaveLength(8);
+    const isConv = (k: string) => k === 'Conv2D' || k === 'InputConv2D';
+    expect(kinds.filter(isConv)).toHaveLength(8);
+    expect(kinds.filter((k) => k === 'InputConv2D')).toHaveLength(1);
     expect(kinds.filter((k) => k === 'BatchNormalization')).toHaveLength(8);
     expect(kinds.filter((k) => k === 'MaxPooling2D')).toHaveLength(3);
     expect(kinds.filter((k) => k === 'Dropout')).toHaveLength(5);
     expect(kinds).toContain('GlobalAveragePooling2D');
     expect(kinds).toContain('RepeatVector');
     expect(kinds).toContain('ResetAfterGRU');
-    const paddings = m.layers.filter((l) => l.getClassName() === 'Conv2D').map((l) => (l.getConfig() as { padding: string }).padding);
+    const paddings = m.layers.filter((l) => isConv(l.getClassName())).map((l) => (l.getConfig() as { padding: string }).padding);
     expect(paddings).toEqual(['valid', 'same', 'valid', 'same', 'valid', 'same', 'valid', 'same']);
     m.dispose();
+  });
+
+  it('computes the first conv as tfjs Conv2D does: same output, same weight gradients', () => {
+    const args = { filters: 4, kernelSize: 3, padding: 'same' as const, kernelInitializer: 'heNormal', biasInitializer: 'randomNormal' };
+    const ours = new InputConv2D(args);
+    const stock = tf.tfl.layers.conv2d(args);
+    const x = tf.randomNormal([2, 9, 11, 3], 0, 1, 'float32', 7);
+    ours.apply(x);
+    stock.apply(x);
+    stock.setWeights(ours.getWeights());
+    const probe = tf.randomNormal([2, 9, 11, 4], 0, 1, 'float32', 8);
+    const grads = (layer: tf.tfl.layers.Layer) =>
+      tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, probe)) as tf.Scalar, layer.trainableWeights.map((w) => w.read() as tf.Variable));
+    const a = grads(ours);
+    const b = grads(stock);
+    expect(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0])).toBeLessThan(1e-4);
+    const ga = Object.values(a.grads);
+    const gb = Object.values(b.grads);
+    expect(ga).toHaveLength(2);
+    ga.forEach((g, i) => expect(tf.max(tf.abs(tf.sub(g, gb[i]))).dataSync()[0]).toBeLessThan(1e-5));
   });
 
   it('copies the pretrained trunk into the GRU model', () => {
