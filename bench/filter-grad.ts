@@ -1,0 +1,93 @@
+/**
+ * Conv2DBackpropFilter formulations on the wasm backend, at the shapes of the model's layers
+ * (width 0.25, batch 32, kernel 3): the one registered in src/train/wasm-kernels.ts (one conv2d
+ * of the transposed input with the transposed output gradient as its filter), the same conv per
+ * chunk of the batch, and im2col (nine shifted slices concatenated) with one matMul.
+ *
+ *   npx tsx bench/filter-grad.ts [--rounds 3] [--chunks 8,4,1]
+ *
+ * Best wall ms of `rounds` runs each, after one warm-up; every result is checked against the
+ * registered formulation (max abs difference printed; the sums run in other orders).
+ */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/train/backend.ts';
+
+const { values: a } = parseArgs({
+  options: { rounds: { type: 'string', default: '3' }, chunks: { type: 'string', default: '8,4,1' } },
+});
+const { tf } = await initBackend('wasm');
+type Pad = 'valid' | 'same';
+// [input, output gradient, padding] of layers of the width-0.25 model at batch 32.
+type Shape4 = [number, number, number, number];
+const LAYERS: [Shape4, Shape4, Pad][] = [
+  [[32, 60, 200, 3], [32, 58, 198, 16], 'valid'],
+  [[32, 58, 198, 16], [32, 58, 198, 16], 'same'],
+  [[32, 29, 99, 16], [32, 27, 97, 32], 'valid'],
+  [[32, 27, 97, 32], [32, 27, 97, 32], 'same'],
+  [[32, 11, 46, 64], [32, 11, 46, 64], 'same'],
+];
+
+function conv(x: Tensor4D, dy: Tensor4D, pad: Pad): Tensor {
+  return tf.tidy(() => {
+    const p = pad === 'same' ? 1 : 0;
+    const dw = tf.conv2d(tf.transpose(x, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]) as Tensor4D, 1, [[0, 0], [p, p], [p, p], [0, 0]]);
+    return tf.transpose(dw, [1, 2, 0, 3]);
+  });
+}
+
+function chunked(g: number) {
+  return (x: Tensor4D, dy: Tensor4D, pad: Pad): Tensor =>
+    tf.tidy(() => {
+      const parts: Tensor[] = [];
+      for (let n = 0; n < x.shape[0]; n += g) {
+        parts.push(conv(tf.slice(x, [n, 0, 0, 0], [g, -1, -1, -1]), tf.slice(dy, [n, 0, 0, 0], [g, -1, -1, -1]), pad));
+      }
+      return tf.addN(parts);
+    });
+}
+
+function im2col(x: Tensor4D, dy: Tensor4D, pad: Pad): Tensor {
+  return tf.tidy(() => {
+    const xp = pad === 'same' ? tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]) : x;
+    const [n, h, w, co] = dy.shape;
+    const ci = x.shape[3];
+    const cols: Tensor[] = [];
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) cols.push(tf.slice(xp, [0, i, j, 0], [n, h, w, ci]));
+    const patches = tf.reshape(tf.concat(cols, 3), [n * h * w, 9 * ci]);
+    const r = tf.matMul(tf.reshape(dy, [n * h * w, co]), patches, true, false); // [co, 9 ci]
+    return tf.reshape(tf.transpose(r), [3, 3, ci, co]);
+  });
+}
+
+const rounds = Number(a.rounds);
+const variants: [string, typeof conv][] = [
+  ['registered (one conv)', conv],
+  ...a.chunks!.split(',').map((g) => [`conv per ${g} images`, chunked(Number(g))] as [string, typeof conv]),
+  ['im2col + matMul', im2col],
+];
+console.log(`# Conv2DBackpropFilter formulations, wasm, best of ${rounds}; ${cpus()[0].model}, ${cpus().length} cores`);
+console.log(`| input | output gradient | ${variants.map(([n]) => n).join(' | ')} |`);
+console.log(`|---|---|${variants.map(() => '---').join('|')}|`);
+for (const [xs, ds, pad] of LAYERS) {
+  const x = tf.randomNormal(xs) as Tensor4D;
+  const dy = tf.randomNormal(ds) as Tensor4D;
+  const ref = conv(x, dy, pad);
+  const cells = variants.map(([, f]) => {
+    const warm = f(x, dy, pad);
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(warm, ref))).dataSync()[0]);
+    warm.dispose();
+    let best = Infinity;
+    for (let r = 0; r < rounds; r++) {
+      const t0 = performance.now();
+      const out = f(x, dy, pad);
+      out.dataSync();
+      best = Math.min(best, performance.now() - t0);
+      out.dispose();
+    }
+    return `${best.toFixed(0)} ms (diff ${diff.toExponential(0)})`;
+  });
+  console.log(`| ${JSON.stringify(xs)} | ${JSON.stringify(ds)} | ${cells.join(' | ')} |`);
+  tf.dispose([x, dy, ref]);
+}
