@@ -1,0 +1,72 @@
+/**
+ * What a checkpoint gets wrong, per character position: is a wrong character one the image
+ * holds elsewhere (recognised, but put in the wrong place) or one it does not hold at all?
+ *
+ *   npx tsx bench/positions.ts --model DIR/model.json --data DIR [--json]
+ *
+ * For each position: accuracy; "in the label" (the predicted character occurs somewhere in the
+ * label); and the accuracy a model would reach that knew the label's characters but not their
+ * order and guessed among those not pinned to positions 1 and 6 (1 / the number of distinct
+ * characters in positions 2-5, averaged). Middle positions near that guess, with "in the label"
+ * near 1, mean the model recognises the characters but cannot order them.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_LABEL_SPEC } from '../src/data/charset.ts';
+import { loadDataset } from '../src/data/dataset.ts';
+import { toTrainSet } from '../src/data/trainset.ts';
+import { initBackend } from '../src/train/backend.ts';
+import { fileUrl, registerFileRouter } from '../src/train/io.ts';
+import '../src/train/model.ts'; // registers the model's own layer classes
+import * as tf from '../src/train/tf.ts';
+
+const { values: a } = parseArgs({
+  options: { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean', default: false } },
+});
+if (!a.model || !a.data) {
+  console.error('usage: npx tsx bench/positions.ts --model DIR/model.json --data DIR [--json]');
+  process.exit(2);
+}
+await initBackend('auto', () => {});
+registerFileRouter();
+const L = DEFAULT_LABEL_SPEC.length;
+const C = DEFAULT_LABEL_SPEC.charset.length;
+const set = toTrainSet(await loadDataset(a.data, { spec: DEFAULT_LABEL_SPEC }));
+const model = await tf.tfl.loadLayersModel(fileUrl(a.model));
+const [, h, w] = model.inputs[0].shape as number[];
+const correct = new Array<number>(L).fill(0);
+const inLabel = new Array<number>(L).fill(0);
+let orderBlind = 0;
+let n = 0;
+for await (const b of set.batches({ batchSize: 64, shuffle: false, seed: 0, epoch: 0 })) {
+  const argmax = tf.tidy(() => {
+    const outputs = model.predict(tf.tensor4d(b.x, [b.n, h, w, 3])) as tf.Tensor[];
+    return tf.argMax(tf.stack(outputs, 1), 2).dataSync() as Int32Array;
+  });
+  for (let i = 0; i < b.n; i++) {
+    const label = Array.from(b.y.subarray(i * L, (i + 1) * L));
+    for (let j = 0; j < L; j++) {
+      const p = argmax[i * L + j];
+      if (p === label[j]) correct[j]++;
+      if (label.includes(p)) inLabel[j]++;
+    }
+    orderBlind += 1 / new Set(label.slice(1, L - 1)).size;
+  }
+  n += b.n;
+}
+const result = {
+  images: n,
+  classes: C,
+  accuracy_by_position: correct.map((c) => c / n),
+  in_label_by_position: inLabel.map((c) => c / n),
+  order_blind_guess_middle: orderBlind / n,
+};
+if (a.json) {
+  console.log(JSON.stringify(result, null, 1));
+} else {
+  console.log(`# ${a.model} on ${a.data}: ${n} images`);
+  console.log(`| position | ${result.accuracy_by_position.map((_, j) => j + 1).join(' | ')} |`);
+  console.log(`|---|${result.accuracy_by_position.map(() => '---').join('|')}|`);
+  console.log(`| accuracy | ${result.accuracy_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
+  console.log(`| predicted character is in the label | ${result.in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
+  console.log(`# order-blind guess for positions 2-5 (1 / distinct characters there): ${result.order_blind_guess_middle.toFixed(3)}`);
+}
