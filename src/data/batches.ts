@@ -19,14 +19,14 @@
  * Memory. Only `prefetch + keep` batch buffers exist, whatever the dataset size (200k images
  * as float32 would be 29 GB). A yielded batch's `x` and `y` are views of a reused buffer:
  * batch k stays valid until the consumer asks for batch k + keep (default keep = 1: until the
- * next iteration of `for await`). Copy what you need longer; `toTensors` copies by default,
- * because tfjs's CPU backend keeps a Float32Array it is given instead of copying it. With decode
+ * next iteration of `for await`). Copy what you need longer, and dispose a tensor made from
+ * `x` before asking for the next batch: tfjs's CPU backend keeps a Float32Array it is given
+ * instead of copying it. With decode
  * workers `x` is backed by a SharedArrayBuffer (the copy is an ordinary one). `indices` is the
  * consumer's to keep.
  */
-import type * as tfc from '@tensorflow/tfjs-core';
 import path from 'node:path';
-import { encodeLabel, type LabelSpec } from './charset.ts';
+import { encodeLabel } from './charset.ts';
 import type { Dataset } from './dataset.ts';
 import { CHANNELS, decodeInto, defaultDecodeThreads, sharedDecodePool, type DecodeJob, type DecodePool, type Decoder } from './decode.ts';
 import { Rng } from '../util/rng.ts';
@@ -211,60 +211,6 @@ export async function* batches(ds: Dataset, opts: BatchOptions): AsyncGenerator<
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tensors
-
-type TensorFactory = Pick<typeof tfc, 'tensor2d' | 'tensor3d' | 'tensor4d'>;
-
-export interface TensorOptions {
-  /**
-   * Copy x (default). With false the tensor may alias the batch buffer (tfjs-backend-cpu does
-   * not copy), so it must be disposed before the buffer is reused (see the module comment).
-   */
-  copy?: boolean;
-}
-
-/** One-hot labels: n x length x classes floats, row-major. */
-export function oneHot(batch: Pick<Batch, 'y' | 'n'>, spec: LabelSpec): Float32Array {
-  const C = spec.charset.length;
-  const L = spec.length;
-  const out = new Float32Array(batch.n * L * C);
-  for (let r = 0; r < batch.n * L; r++) out[r * C + batch.y[r]] = 1;
-  return out;
-}
-
-function imageTensor(tf: TensorFactory, batch: Batch, copy: boolean): tfc.Tensor4D {
-  const x = copy ? batch.x.slice() : batch.x;
-  return tf.tensor4d(x, [batch.n, batch.height, batch.width, CHANNELS]);
-}
-
-/** x [n, h, w, 3] and one [n, classes] one-hot per character position (one output head each). */
-export function toTensors(
-  tf: TensorFactory,
-  batch: Batch,
-  spec: LabelSpec,
-  opts: TensorOptions = {},
-): { x: tfc.Tensor4D; ys: tfc.Tensor2D[] } {
-  const C = spec.charset.length;
-  const ys: tfc.Tensor2D[] = [];
-  for (let pos = 0; pos < spec.length; pos++) {
-    const h = new Float32Array(batch.n * C);
-    for (let i = 0; i < batch.n; i++) h[i * C + batch.y[i * spec.length + pos]] = 1;
-    ys.push(tf.tensor2d(h, [batch.n, C]));
-  }
-  return { x: imageTensor(tf, batch, opts.copy ?? true), ys };
-}
-
-/** x [n, h, w, 3] and y [n, length, classes] one-hot (a sequence output, e.g. after the GRU). */
-export function toSequenceTensors(
-  tf: TensorFactory,
-  batch: Batch,
-  spec: LabelSpec,
-  opts: TensorOptions = {},
-): { x: tfc.Tensor4D; y: tfc.Tensor3D } {
-  const y = tf.tensor3d(oneHot(batch, spec), [batch.n, spec.length, spec.charset.length]);
-  return { x: imageTensor(tf, batch, opts.copy ?? true), y };
-}
-
 // ---------------------------------------------------------------------------------------------
 // The trainer's view of a dataset
 

@@ -1,14 +1,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LABEL_SPEC, encodeLabel } from '../../src/data/charset.ts';
 import { loadDataset, type Dataset } from '../../src/data/dataset.ts';
 import { closeDecodePools } from '../../src/data/decode.ts';
-import { BatchStream, batchSource, batches, batchesPerEpoch, epochOrder, oneHot, toSequenceTensors, toTensors, type Batch } from '../../src/data/batches.ts';
+import { BatchStream, batchSource, batches, batchesPerEpoch, epochOrder, type Batch } from '../../src/data/batches.ts';
 
 const W = 12;
 const H = 5;
@@ -31,7 +29,6 @@ beforeAll(async () => {
     await writeFile(path.join(dir, `${labelOf(i)}.png`), await img.png().toBuffer());
   }
   ds = await loadDataset(dir, { spec, width: W, height: H });
-  await tf.setBackend('cpu');
 });
 afterAll(async () => {
   await closeDecodePools();
@@ -154,34 +151,3 @@ describe('batches', () => {
   });
 });
 
-describe('tensors', () => {
-  it('toTensors gives x [n,h,w,3] and one one-hot [n,classes] per position, copying x', async () => {
-    const stream = batches(ds, { batchSize: 4, shuffle: false });
-    const { value: b } = await stream.next();
-    const batch = b as Batch;
-    const { x, ys } = toTensors(tf, batch, spec);
-    expect(x.shape).toEqual([4, H, W, 3]);
-    expect(ys).toHaveLength(spec.length);
-    const expectedX = batch.x.slice();
-    batch.x.fill(7); // the tensor does not alias the reused buffer
-    expect(x.dataSync()).toEqual(expectedX);
-    for (let pos = 0; pos < spec.length; pos++) {
-      expect(ys[pos].shape).toEqual([4, spec.charset.length]);
-      expect(await tf.argMax(ys[pos], 1).array()).toEqual([0, 1, 2, 3].map((i) => batch.y[i * spec.length + pos]));
-      expect(await tf.sum(ys[pos]).array()).toBe(4);
-    }
-    tf.dispose([x, ...ys]);
-    await stream.return(undefined);
-  });
-
-  it('toSequenceTensors gives y [n,length,classes]', async () => {
-    for await (const b of batches(ds, { batchSize: 8, shuffle: false })) {
-      const { x, y } = toSequenceTensors(tf, b, spec, { copy: false });
-      expect(x.shape).toEqual([b.n, H, W, 3]);
-      expect(y.shape).toEqual([b.n, spec.length, spec.charset.length]);
-      expect(await tf.argMax(y, 2).data()).toEqual(new Int32Array(b.y));
-      expect(y.dataSync()).toEqual(oneHot(b, spec));
-      tf.dispose([x, y]);
-    }
-  });
-});
