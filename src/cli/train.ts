@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { parseCharset } from '../data/charset.ts';
+import { DEFAULT_IMAGE_SIZE } from '../data/dataset.ts';
 import { loadTrialData, toTrainSet } from '../data/trainset.ts';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../train/backend.ts';
 import { parseSetArgs, resolveParams } from '../train/params.ts';
@@ -49,8 +50,8 @@ const command: CommandModule<object, TrainArgs> = {
       .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })
       .option('json', { type: 'boolean', default: false, describe: 'print the final metrics as JSON on stdout' })
       .option('skip-bad', { type: 'boolean', default: false, describe: 'skip and count bad images instead of stopping' })
-      .option('height', { type: 'number', default: 60 })
-      .option('width', { type: 'number', default: 200 })
+      .option('height', { type: 'number', default: DEFAULT_IMAGE_SIZE.height })
+      .option('width', { type: 'number', default: DEFAULT_IMAGE_SIZE.width })
       .option('length', { type: 'number', default: 6, describe: 'characters per CAPTCHA' })
       .option('charset', { type: 'string', default: '0-9a-z' }) as unknown as Argv<TrainArgs>,
   handler: async (args) => {

@@ -69,6 +69,8 @@ export interface LoadOptions {
 }
 
 export const LABELS_FILE = 'labels.csv';
+/** The report's image size (the railway CAPTCHA's): 60 high, 200 wide. */
+export const DEFAULT_IMAGE_SIZE = { height: 60, width: 200 } as const;
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 const NAME_LABEL = /^(.*?)(?:_\d+)?\.(?:png|jpe?g)$/i;
 const MAX_LISTED = 10;
@@ -80,8 +82,8 @@ interface Candidate {
 }
 
 export async function loadDataset(dir: string, opts: LoadOptions): Promise<Dataset> {
-  const height = opts.height ?? 60;
-  const width = opts.width ?? 200;
+  const height = opts.height ?? DEFAULT_IMAGE_SIZE.height;
+  const width = opts.width ?? DEFAULT_IMAGE_SIZE.width;
   const { spec } = opts;
   const skipBad = opts.skipBad ?? false;
   const verify = opts.verify ?? 'fast';

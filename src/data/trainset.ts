@@ -12,6 +12,8 @@ export interface TrialDataOptions extends LoadOptions {
   /** Used when no val directory is given. */
   valFraction: number;
   seed: number;
+  /** Reads one directory; default loadDataset (the worker passes one that caches). */
+  load?: (dir: string) => Promise<Dataset>;
 }
 
 export interface TrialData {
@@ -21,14 +23,15 @@ export interface TrialData {
 }
 
 export async function loadTrialData(o: TrialDataOptions): Promise<TrialData> {
-  const all = await loadDataset(o.train, o);
+  const load = o.load ?? ((dir: string) => loadDataset(dir, o));
+  const all = await load(o.train);
   let train = all;
   let val: Dataset;
   if (o.val) {
-    val = await loadDataset(o.val, o);
+    val = await load(o.val);
   } else {
     ({ train, val } = splitDataset(all, { valFraction: o.valFraction, seed: o.seed }));
   }
-  const test = o.test ? await loadDataset(o.test, o) : undefined;
+  const test = o.test ? await load(o.test) : undefined;
   return { train, val, test };
 }

@@ -12,8 +12,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
-import { loadDataset, splitDataset, type Dataset } from '../data/dataset.ts';
-import { toTrainSet } from '../data/trainset.ts';
+import { DEFAULT_IMAGE_SIZE, loadDataset, type Dataset } from '../data/dataset.ts';
+import { loadTrialData, toTrainSet } from '../data/trainset.ts';
 import { initBackend } from '../train/backend.ts';
 import { resolveParams } from '../train/params.ts';
 import { DivergedError, TrainingAborted, trainTrial, type EpochMetrics, type TrainerEvents, type TrialResult } from '../train/trainer.ts';
@@ -21,8 +21,7 @@ import { UserError } from '../util/errors.ts';
 import { materialize, type DataSource } from './data.ts';
 import type { FailureKind, FromTrial, RunTrial, ToTrial } from './protocol.ts';
 
-const HEIGHT = 60;
-const WIDTH = 200;
+const { height: HEIGHT, width: WIDTH } = DEFAULT_IMAGE_SIZE;
 const PROGRESS_EVERY_MS = 2_000;
 
 function send(msg: FromTrial): void {
@@ -78,11 +77,15 @@ async function train(msg: RunTrial, ac: AbortController): Promise<TrialResult> {
   const testDir = await dir(msg.data.test);
   const active = await initBackend(msg.backend, log);
 
-  let train = await dataset(trainDir);
-  let val: Dataset;
-  if (valDir) val = await dataset(valDir);
-  else ({ train, val } = splitDataset(train, { valFraction: params.val_fraction, seed: params.seed }));
-  const test = testDir ? await dataset(testDir) : undefined;
+  const { train, val, test } = await loadTrialData({
+    spec: DEFAULT_LABEL_SPEC,
+    train: trainDir,
+    val: valDir,
+    test: testDir,
+    valFraction: params.val_fraction,
+    seed: params.seed,
+    load: dataset,
+  });
   ac.signal.throwIfAborted();
   send({ type: 'started', backend: active.backend, images: { train: train.items.length, val: val.items.length, test: test?.items.length ?? 0 } });
 
