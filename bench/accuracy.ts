@@ -76,14 +76,24 @@ const params = {
 const budgetMin = Number(a['budget-min']);
 const curveFile = join(out, 'curve.json');
 const rows: Array<EpochMetrics & { cpu_min: number; wall_min: number }> = [];
+const images = { train: train.items.length, val: val.items.length, test: test.items.length };
+const runDir = join(out, `run-w${params.width}`);
 if (existsSync(curveFile)) {
-  const prior = JSON.parse(readFileSync(curveFile, 'utf8')) as { params: unknown; rows: typeof rows };
-  if (JSON.stringify(prior.params) !== JSON.stringify(params)) {
-    throw new Error(`${curveFile} was written with other settings; use another --out`);
+  const prior = JSON.parse(readFileSync(curveFile, 'utf8')) as { params: unknown; images?: unknown; backend?: string; rows: typeof rows };
+  if (JSON.stringify(prior.params) !== JSON.stringify(params) || (prior.images && JSON.stringify(prior.images) !== JSON.stringify(images))) {
+    throw new Error(`${curveFile} was written with other settings or data; use another --out`);
   }
+  if (prior.backend && prior.backend !== active.backend) throw new Error(`${curveFile} was measured on ${prior.backend}, this run is on ${active.backend}`);
+  // The trainer writes its checkpoint before the curve gets the epoch's row: without the
+  // checkpoint the trainer would start over; a kill between the two loses that one row.
+  if (!existsSync(join(runDir, 'checkpoints', 'state.json'))) throw new Error(`${curveFile} exists but ${runDir} has no checkpoint to go on from`);
   rows.push(...prior.rows);
 }
 const last = rows.at(-1);
+if (last && last.cpu_min >= budgetMin) {
+  console.log(`# ${curveFile} already reached the budget of ${budgetMin} CPU minutes`);
+  process.exit(0);
+}
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now() - (last?.wall_min ?? 0) * 60e3;
 const cpuMinutes = () => {
@@ -98,14 +108,14 @@ console.log('| phase | epoch | cpu min | wall min | train img/s | loss | val seq
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 const controller = new AbortController();
 const save = () =>
-  writeFileAtomic(curveFile, JSON.stringify({ machine, backend: active.backend, params, rows }, null, 1));
+  writeFileAtomic(curveFile, JSON.stringify({ machine, backend: active.backend, params, images, rows }, null, 1));
 try {
   await trainTrial({
     params,
     backend: active.backend,
     data: { train: toTrainSet(train), val: toTrainSet(val), test: toTrainSet(test) },
     shape: { height: 60, width: 200, length: 6, classes: 36 },
-    outDir: join(out, `run-w${params.width}`),
+    outDir: runDir,
     testEveryEpoch: true,
     signal: controller.signal,
     events: {

@@ -7,8 +7,9 @@
  * For each position: accuracy; "in the label" (the predicted character occurs somewhere in the
  * label); and the accuracy a model would reach that knew the label's characters but not their
  * order and guessed among those not pinned to positions 1 and 6 (1 / the number of distinct
- * characters in positions 2-5, averaged). Middle positions near that guess, with "in the label"
- * near 1, mean the model recognises the characters but cannot order them.
+ * characters in positions 2-5, averaged; a lower baseline than picking the most frequent of them
+ * when a character repeats). Middle positions near that guess, with "in the label" near 1, mean
+ * the model recognises the characters but cannot order them.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_LABEL_SPEC } from '../src/data/charset.ts';
@@ -30,9 +31,9 @@ await initBackend('auto', () => {});
 registerFileRouter();
 const L = DEFAULT_LABEL_SPEC.length;
 const C = DEFAULT_LABEL_SPEC.charset.length;
-const set = toTrainSet(await loadDataset(a.data, { spec: DEFAULT_LABEL_SPEC }));
 const model = await tf.tfl.loadLayersModel(fileUrl(a.model));
 const [, h, w] = model.inputs[0].shape as number[];
+const set = toTrainSet(await loadDataset(a.data, { spec: DEFAULT_LABEL_SPEC, height: h, width: w }));
 const correct = new Array<number>(L).fill(0);
 const inLabel = new Array<number>(L).fill(0);
 let orderBlind = 0;
@@ -58,6 +59,7 @@ const result = {
   classes: C,
   accuracy_by_position: correct.map((c) => c / n),
   in_label_by_position: inLabel.map((c) => c / n),
+  wrong_but_in_label_by_position: inLabel.map((c, j) => (c - correct[j]) / Math.max(1, n - correct[j])),
   order_blind_guess_middle: orderBlind / n,
 };
 if (a.json) {
@@ -68,5 +70,6 @@ if (a.json) {
   console.log(`|---|${result.accuracy_by_position.map(() => '---').join('|')}|`);
   console.log(`| accuracy | ${result.accuracy_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
   console.log(`| predicted character is in the label | ${result.in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
+  console.log(`| of the wrong ones, in the label elsewhere | ${result.wrong_but_in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
   console.log(`# order-blind guess for positions 2-5 (1 / distinct characters there): ${result.order_blind_guess_middle.toFixed(3)}`);
 }

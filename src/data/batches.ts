@@ -211,7 +211,6 @@ export async function* batches(ds: Dataset, opts: BatchOptions): AsyncGenerator<
 }
 
 // ---------------------------------------------------------------------------------------------
-// ---------------------------------------------------------------------------------------------
 // The trainer's view of a dataset
 
 /** A dataset as the trainer consumes it: its size, per-item names and labels, and epochs of batches. */

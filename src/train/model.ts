@@ -145,11 +145,20 @@ const Conv2DLayer = Object.getPrototypeOf(tfl.layers.conv2d({ filters: 1, kernel
 /**
  * The first conv layer: Keras' Conv2D computed as conv2d + bias rather than tfjs' fused conv2d.
  * The fused op's gradient computes the derivative for its input eagerly, and for the first
- * layer that is the image, which nothing needs; unfused, the tape skips it (about 4% of a
- * training step at width 0.25, bench/kernels.ts). Same weights, same config, same output.
+ * layer that is the image, which nothing needs; unfused, the tape skips it (+5% training
+ * images/s at width 0.25, bench/train-throughput.ts). Same weights, same config, same output.
+ * Only the trunk's form is supported: no activation, channels last.
  */
 export class InputConv2D extends Conv2DLayer {
   static className = 'InputConv2D';
+
+  constructor(args: ConvArgs) {
+    super(args);
+    const self = this as unknown as { activation: { getClassName(): string }; dataFormat: string };
+    if (self.activation.getClassName() !== 'linear' || self.dataFormat !== 'channelsLast') {
+      throw new Error(`InputConv2D computes a linear, channels-last conv only (got ${self.activation.getClassName()}, ${self.dataFormat})`);
+    }
+  }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {

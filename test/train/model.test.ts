@@ -52,15 +52,15 @@ describe('the report model', () => {
     m.dispose();
   });
 
-  it('computes the first conv as tfjs Conv2D does: same output, same weight gradients', () => {
-    const args = { filters: 4, kernelSize: 3, padding: 'same' as const, kernelInitializer: 'heNormal', biasInitializer: 'randomNormal' };
+  it.each(['same', 'valid'] as const)('computes the first conv as tfjs Conv2D does (%s): same output, same weight gradients', (padding) => {
+    const args = { filters: 4, kernelSize: 3, padding, kernelInitializer: 'heNormal', biasInitializer: 'randomNormal' };
     const ours = new InputConv2D(args);
     const stock = tf.tfl.layers.conv2d(args);
     const x = tf.randomNormal([2, 9, 11, 3], 0, 1, 'float32', 7);
     ours.apply(x);
     stock.apply(x);
     stock.setWeights(ours.getWeights());
-    const probe = tf.randomNormal([2, 9, 11, 4], 0, 1, 'float32', 8);
+    const probe = padding === 'same' ? tf.randomNormal([2, 9, 11, 4], 0, 1, 'float32', 8) : tf.randomNormal([2, 7, 9, 4], 0, 1, 'float32', 8);
     const grads = (layer: tf.tfl.layers.Layer) =>
       tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, probe)) as tf.Scalar, layer.trainableWeights.map((w) => w.read() as tf.Variable));
     const a = grads(ours);
@@ -70,6 +70,10 @@ describe('the report model', () => {
     const gb = Object.values(b.grads);
     expect(ga).toHaveLength(2);
     ga.forEach((g, i) => expect(tf.max(tf.abs(tf.sub(g, gb[i]))).dataSync()[0]).toBeLessThan(1e-5));
+  });
+
+  it('refuses a first conv with an activation it would not apply', () => {
+    expect(() => new InputConv2D({ filters: 2, kernelSize: 3, activation: 'relu' })).toThrow(/linear, channels-last/);
   });
 
   it('copies the pretrained trunk into the GRU model', () => {
