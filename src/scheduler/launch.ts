@@ -120,6 +120,8 @@ export interface LocalWorker {
   pid: number | undefined;
   log: string;
   exit: { code: number | null; signal: string | null } | null;
+  /** Asked by the launcher to stop because the sweep was done (its exit is not a failure). */
+  stoppedWhenDone: boolean;
 }
 
 export interface SweepSnapshot {
@@ -193,7 +195,7 @@ export async function superviseLocalWorkers(o: SuperviseOptions): Promise<Superv
     // Own process group: a terminal's Ctrl-C reaches launch only, which passes it on once.
     const child = spawn(process.execPath, args, { env: { ...process.env, ...env, REDIS_URL: o.redisUrl } as NodeJS.ProcessEnv, stdio: ['ignore', fd, fd], detached: true });
     closeSync(fd);
-    const w: LocalWorker = { index: i + 1, pid: child.pid, log: file, exit: null };
+    const w: LocalWorker = { index: i + 1, pid: child.pid, log: file, exit: null, stoppedWhenDone: false };
     exits.push(new Promise((resolve) => child.once('exit', (code, signal) => ((w.exit = { code, signal }), resolve()))));
     child.on('error', (err) => log(`worker ${i + 1}: ${err.message}`));
     children.push(child);
@@ -235,7 +237,11 @@ export async function superviseLocalWorkers(o: SuperviseOptions): Promise<Superv
         await Promise.race([new Promise((r) => setTimeout(r, o.intervalMs ?? 1000)), allExited]);
       }
       // Done: workers that are still up are working for other sweeps; they give that back.
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      children.forEach((c, i) => {
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        workers[i].stoppedWhenDone = true;
+        c.kill('SIGTERM');
+      });
       await allExited;
       last = await snapshot();
       o.onSnapshot?.(last);
