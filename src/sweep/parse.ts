@@ -282,7 +282,6 @@ function checkDomain(name: string, d: Domain, spec: ParamSpec, path: KeyPath, ct
   if (d.integer && !s.integer) {
     return bad(path, `${what} produces non-integers, but ${name} must be ${d.expected}; use int_uniform or values`);
   }
-  if (d.odd) return bad(path, `${what} produces even numbers too, but ${name} must be ${d.expected}; list the values instead`);
   let ok = true;
   if (d.min !== undefined && (s.lo < d.min || (s.lo === d.min && d.minExclusive && !s.loOpen))) {
     ok = bad(at('min'), `${what} can produce ${fmt(s.lo)}, but ${name} must be ${d.expected}`);

@@ -300,10 +300,10 @@ export function featureMapSize(spec: Pick<ModelSpec, 'kernel_size' | 'height' | 
   return [h, w];
 }
 
-/** The largest odd kernel size whose last feature map is not empty (3 for 60x200 images). */
+/** The largest kernel size whose last feature map is not empty (4 for 60x200 images). */
 export function maxKernelSize(height: number, imageWidth: number): number {
   let k = 1;
-  while (featureMapSize({ kernel_size: k + 2, height, imageWidth }).every((d) => d >= 1)) k += 2;
+  while (featureMapSize({ kernel_size: k + 1, height, imageWidth }).every((d) => d >= 1)) k += 1;
   return k;
 }
 

@@ -4,10 +4,9 @@
  */
 import { UserError } from '../util/errors.ts';
 
-/** A parameter's domain; `expected` is how it reads in a message ("a positive odd integer"). */
+/** A parameter's domain; `expected` is how it reads in a message ("a number > 0"). */
 export interface Domain {
   integer?: boolean;
-  odd?: boolean;
   min?: number;
   minExclusive?: boolean;
   max?: number;
@@ -25,9 +24,10 @@ export interface TrainerParam extends Domain {
  * sweep file schema (src/sweep/schema.ts) checks `train:` and `parameters:` against it.
  */
 export const TRAINER_PARAMS = {
-  // Each block's first conv is 'valid', so the image size bounds the kernel: 3 at most for
-  // 60x200 (src/train/model.ts refuses larger ones with that message).
-  kernel_size: { integer: true, odd: true, min: 1, default: 3, expected: 'a positive odd integer', doc: 'convolution kernel size' },
+  // Each block's first conv is 'valid', so the image size bounds the kernel: 4 at most for
+  // 60x200 (src/train/model.ts refuses larger ones with that message). Even sizes pad 'same'
+  // as Keras does (one more row and column after than before).
+  kernel_size: { integer: true, min: 1, default: 3, expected: 'an integer >= 1', doc: 'convolution kernel size' },
   alpha: { min: 0, default: 1e-4, expected: 'a number >= 0', doc: 'L2 weight decay coefficient' },
   dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },
   lr: { min: 0, minExclusive: true, default: 1e-3, expected: 'a number > 0', doc: 'Adam learning rate' },
@@ -58,7 +58,6 @@ export function domainViolation(d: Domain, v: unknown): string | null {
   const bad = () => `must be ${d.expected}`;
   if (typeof v !== 'number' || !Number.isFinite(v)) return bad();
   if (d.integer && !Number.isInteger(v)) return bad();
-  if (d.odd && Math.abs(v % 2) !== 1) return bad();
   if (d.min !== undefined && (d.minExclusive ? v <= d.min : v < d.min)) return bad();
   if (d.max !== undefined && (d.maxExclusive ? v >= d.max : v > d.max)) return bad();
   return null;

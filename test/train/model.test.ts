@@ -113,7 +113,7 @@ describe('kernel sizes', () => {
   it('refuses a kernel that leaves no feature map, naming the largest that fits', async () => {
     const { maxKernelSize, featureMapSize } = await import('../../src/train/model.ts');
     expect(featureMapSize({ kernel_size: 3, height: 60, imageWidth: 200 })).toEqual([3, 21]);
-    expect(maxKernelSize(60, 200)).toBe(3);
-    expect(() => buildGruModel({ ...spec, width: 0.125, kernel_size: 5 })).toThrow(/kernel_size 5 leaves no feature map for 60x200 images.*largest kernel that fits is 3/);
+    expect(maxKernelSize(60, 200)).toBe(4);
+    expect(() => buildGruModel({ ...spec, width: 0.125, kernel_size: 5 })).toThrow(/kernel_size 5 leaves no feature map for 60x200 images.*largest kernel that fits is 4/);
   });
 });

@@ -110,7 +110,7 @@ describe('registration', () => {
 
 describe('conv2d gradients vs cpu', () => {
   const cases: { k: number; pad: 'valid' | 'same'; cin: number; cout: number; h: number; w: number }[] = [];
-  for (const k of [1, 3, 5, 7]) for (const pad of ['valid', 'same'] as const) cases.push({ k, pad, cin: 3, cout: 4, h: 9, w: 11 });
+  for (const k of [1, 2, 3, 4, 5, 7]) for (const pad of ['valid', 'same'] as const) cases.push({ k, pad, cin: 3, cout: 4, h: 9, w: 11 });
   cases.push({ k: 3, pad: 'same', cin: 8, cout: 6, h: 6, w: 7 });
   cases.push({ k: 4, pad: 'same', cin: 2, cout: 3, h: 6, w: 7 }); // even kernel: asymmetric 'same' padding
 
