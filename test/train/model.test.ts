@@ -114,6 +114,11 @@ describe('kernel sizes', () => {
     const { maxKernelSize, featureMapSize } = await import('../../src/train/model.ts');
     expect(featureMapSize({ kernel_size: 3, height: 60, imageWidth: 200 })).toEqual([3, 21]);
     expect(maxKernelSize(60, 200)).toBe(4);
+    // An even kernel fits too; its last feature map is one row high.
+    expect(featureMapSize({ kernel_size: 4, height: 60, imageWidth: 200 })).toEqual([1, 19]);
+    const k4 = buildGruModel({ ...spec, width: 0.125, kernel_size: 4 });
+    expect(k4.outputs.map((o) => o.shape)).toEqual(Array.from({ length: 6 }, () => [null, 36]));
+    k4.dispose();
     expect(() => buildGruModel({ ...spec, width: 0.125, kernel_size: 5 })).toThrow(/kernel_size 5 leaves no feature map for 60x200 images.*largest kernel that fits is 4/);
   });
 });
