@@ -69,8 +69,9 @@ export interface LoadOptions {
 }
 
 export const LABELS_FILE = 'labels.csv';
-/** The report's image size (the railway CAPTCHA's): 60 high, 200 wide. */
-export const DEFAULT_IMAGE_SIZE = { height: 60, width: 200 } as const;
+import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
+
+export { DEFAULT_IMAGE_SIZE };
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 const NAME_LABEL = /^(.*?)(?:_\d+)?\.(?:png|jpe?g)$/i;
 const MAX_LISTED = 10;

@@ -26,7 +26,7 @@ import {
   METHODS,
   PARAMETER_NAME,
   SweepFileSchema,
-  TRAINER_PARAMS,
+  SWEEP_PARAM_DOMAINS,
   domainViolation,
   type DistributionName,
   type Domain,
@@ -144,7 +144,7 @@ function parseParameters(raw: unknown, path: KeyPath, ctx: ParamContext, depth: 
       continue;
     }
     if (depth === 0 && isTrainerParam(name)) {
-      if (!checkDomain(name, TRAINER_PARAMS[name], spec, p, ctx)) ok = false;
+      if (!checkDomain(name, SWEEP_PARAM_DOMAINS[name], spec, p, ctx)) ok = false;
     }
     out[name] = spec;
   }

@@ -9,12 +9,12 @@
  * why each of twenty alternatives failed.
  */
 import { z } from 'zod';
-import { TRAINER_PARAMS, domainViolation, type Domain, type TrainerParamName } from '../train/params.ts';
+import { SWEEP_PARAM_DOMAINS, TRAINER_PARAMS, domainViolation, type Domain, type TrainerParamName } from '../train/params.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Trainer hyperparameters: domains and defaults.
 
-export { TRAINER_PARAMS, domainViolation, isTrainerParam, type Domain, type TrainerParamName } from '../train/params.ts';
+export { SWEEP_PARAM_DOMAINS, TRAINER_PARAMS, domainViolation, isTrainerParam, type Domain, type TrainerParamName } from '../train/params.ts';
 
 function domainSchema(name: string, d: Domain) {
   return z.number().superRefine((v, ctx) => {
@@ -180,7 +180,7 @@ const hyperparameterDefaults = Object.fromEntries(
     // the top-level `seed` is the default seed; val_fraction depends on `val` (below);
     // micro_batch is a memory setting, not part of a trial's identity
     .filter(([name]) => !NOT_IN_TRAIN_BLOCK.has(name))
-    .map(([name, d]) => [name, domainSchema(name, d).default(d.default)]),
+    .map(([name, d]) => [name, domainSchema(name, SWEEP_PARAM_DOMAINS[name as TrainerParamName]).default(d.default)]),
 ) as { [K in Exclude<TrainerParamName, 'seed' | 'val_fraction' | 'micro_batch'>]: z.ZodDefault<z.ZodNumber> };
 
 /** Hyperparameter names whose defaults come from `train:` and go into every trial's params. */

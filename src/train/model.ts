@@ -18,6 +18,9 @@ import * as tf from './tf.ts';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
+import { featureMapSize, maxKernelSize } from './geometry.ts';
+
+export { featureMapSize, maxKernelSize } from './geometry.ts';
 
 export const BASE_FILTERS = [64, 128, 256, 512] as const;
 export const GRU_UNITS = 128;
@@ -283,28 +286,6 @@ export function buildGruModel(spec: ModelSpec): tfl.LayersModel {
     head(new TimeStep({ index: i, name: `step${i + 1}` }).apply(sep) as tfl.SymbolicTensor, spec, i, `digit${i + 1}`),
   );
   return tfl.model({ inputs: input, outputs, name: 'cnn_gru' });
-}
-
-/** Height and width of the last block's output: each block's first conv is 'valid'. */
-export function featureMapSize(spec: Pick<ModelSpec, 'kernel_size' | 'height' | 'imageWidth'>): [number, number] {
-  let h = spec.height;
-  let w = spec.imageWidth;
-  for (let i = 0; i < BASE_FILTERS.length; i++) {
-    h -= spec.kernel_size - 1;
-    w -= spec.kernel_size - 1;
-    if (i < BASE_FILTERS.length - 1) {
-      h = Math.floor(h / 2);
-      w = Math.floor(w / 2);
-    }
-  }
-  return [h, w];
-}
-
-/** The largest kernel size whose last feature map is not empty (4 for 60x200 images). */
-export function maxKernelSize(height: number, imageWidth: number): number {
-  let k = 1;
-  while (featureMapSize({ kernel_size: k + 1, height, imageWidth }).every((d) => d >= 1)) k += 1;
-  return k;
 }
 
 /** Names of the layers that make up the CNN trunk (conv and BN), shared by both models. */

@@ -3,6 +3,7 @@
  * their domains. Values not known here pass through untouched (a sweep may carry extra keys).
  */
 import { UserError } from '../util/errors.ts';
+import { DEFAULT_IMAGE_SIZE, maxKernelSize } from './geometry.ts';
 
 /** A parameter's domain; `expected` is how it reads in a message ("a number > 0"). */
 export interface Domain {
@@ -43,6 +44,21 @@ export const TRAINER_PARAMS = {
 } as const satisfies Record<string, TrainerParam>;
 
 export type TrainerParamName = keyof typeof TRAINER_PARAMS;
+
+const SWEEP_MAX_KERNEL = maxKernelSize(DEFAULT_IMAGE_SIZE.height, DEFAULT_IMAGE_SIZE.width);
+/**
+ * The domains a sweep file is checked against. Sweep trials always train on the default image
+ * size, which bounds kernel_size; `sweep train --height/--width` may take other sizes, so the
+ * trainer's own domain leaves it open and the model refuses a kernel that does not fit.
+ */
+export const SWEEP_PARAM_DOMAINS: Record<TrainerParamName, Domain> = {
+  ...TRAINER_PARAMS,
+  kernel_size: {
+    ...TRAINER_PARAMS.kernel_size,
+    max: SWEEP_MAX_KERNEL,
+    expected: `an integer from 1 to ${SWEEP_MAX_KERNEL} (trials train on ${DEFAULT_IMAGE_SIZE.height}x${DEFAULT_IMAGE_SIZE.width} images, where a larger kernel leaves no feature map)`,
+  },
+};
 export type TrainParams = { [K in TrainerParamName]: number };
 
 export const DEFAULT_PARAMS = Object.fromEntries(
