@@ -41,7 +41,7 @@ const randomText = [
   '  lr: {distribution: log_uniform_values, min: 1.0e-4, max: 3.0e-3}',
   '  alpha: {distribution: log_uniform_values, min: 1.0e-5, max: 1.0e-2}',
   '  dropout: {distribution: uniform, min: 0.0, max: 0.5}',
-  '  kernel_size: {values: [3, 5, 7]}',
+  '  kernel_size: {values: [2, 3, 4]}',
 ].join('\n');
 
 function median(xs: number[]): number {

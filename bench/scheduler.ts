@@ -56,7 +56,7 @@ writeFileSync(
     'method: grid',
     'train: {generate: {style: railway, count: 100, seed: 1}}',
     'parameters:',
-    `  kernel_size: {values: ${list((i) => 2 * i + 1)}}`,
+    `  patience: {values: ${list((i) => i + 1)}}`,
     `  alpha: {values: ${list((i) => +(1e-5 * (i + 1)).toPrecision(3))}}`,
     `  dropout: {values: ${list((i) => +(i / (side + 1)).toFixed(3))}}`,
     `  lr: {values: ${list((i) => +(1e-4 * (i + 1)).toPrecision(3))}}`,
