@@ -29,7 +29,7 @@ const list = (f: (i: number) => number) => `[${Array.from({ length: side }, (_, 
 const gridText = [
   'method: grid',
   'parameters:',
-  `  kernel_size: {values: ${list((i) => 2 * i + 1)}}`,
+  `  patience: {values: ${list((i) => i + 1)}}`,
   `  alpha: {values: ${list((i) => +(1e-5 * (i + 1)).toPrecision(3))}}`,
   `  dropout: {values: ${list((i) => +(i / (side + 1)).toFixed(3))}}`,
   `  lr: {values: ${list((i) => +(1e-4 * (i + 1)).toPrecision(3))}}`,
