@@ -146,7 +146,7 @@ const command: CommandModule<object, LaunchArgs> = {
     }
     const s = result.final.status;
     for (const w of sup.workers) {
-      if (w.exit && w.exit.code !== 0 && !interruptedBy && !w.stoppedWhenDone) err(`worker ${w.index} (pid ${w.pid}) exited with ${w.exit.signal ?? `code ${w.exit.code}`}; its log ${w.log} ends:\n${tail(w.log)}`);
+      if (w.exit && w.exit.code !== 0 && !interruptedBy && !(w.stoppedWhenDone && w.exit.signal === 'SIGTERM')) err(`worker ${w.index} (pid ${w.pid}) exited with ${w.exit.signal ?? `code ${w.exit.code}`}; its log ${w.log} ends:\n${tail(w.log)}`);
     }
     const allFinished = s.counts.finished === s.total;
     if (args.json) {

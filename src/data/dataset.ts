@@ -28,6 +28,9 @@ import { labelProblem, type LabelSpec } from './charset.ts';
 import { ByteCache, checkImage, ImageProblem, verifyDecode } from './decode.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
+import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
+
+export { DEFAULT_IMAGE_SIZE };
 
 export interface DatasetItem {
   /** Path relative to the dataset directory. */
@@ -69,9 +72,6 @@ export interface LoadOptions {
 }
 
 export const LABELS_FILE = 'labels.csv';
-import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
-
-export { DEFAULT_IMAGE_SIZE };
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 const NAME_LABEL = /^(.*?)(?:_\d+)?\.(?:png|jpe?g)$/i;
 const MAX_LISTED = 10;

@@ -239,8 +239,7 @@ export async function superviseLocalWorkers(o: SuperviseOptions): Promise<Superv
       // Done: workers that are still up are working for other sweeps; they give that back.
       children.forEach((c, i) => {
         if (c.exitCode !== null || c.signalCode !== null) return;
-        workers[i].stoppedWhenDone = true;
-        c.kill('SIGTERM');
+        if (c.kill('SIGTERM')) workers[i].stoppedWhenDone = true;
       });
       await allExited;
       last = await snapshot();

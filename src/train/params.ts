@@ -49,7 +49,7 @@ const SWEEP_MAX_KERNEL = maxKernelSize(DEFAULT_IMAGE_SIZE.height, DEFAULT_IMAGE_
 /**
  * The domains a sweep file is checked against. Sweep trials always train on the default image
  * size, which bounds kernel_size; `sweep train --height/--width` may take other sizes, so the
- * trainer's own domain leaves it open and the model refuses a kernel that does not fit.
+ * trainer's own domain (used for --set) leaves it open and the model refuses a kernel that does not fit.
  */
 export const SWEEP_PARAM_DOMAINS: Record<TrainerParamName, Domain> = {
   ...TRAINER_PARAMS,
