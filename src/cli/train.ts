@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { parseCharset } from '../data/charset.ts';
-import { DEFAULT_IMAGE_SIZE } from '../data/dataset.ts';
+import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
 import { loadTrialData, toTrainSet } from '../data/trainset.ts';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../train/backend.ts';
 import { parseSetArgs, resolveParams } from '../train/params.ts';

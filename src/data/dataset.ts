@@ -30,8 +30,6 @@ import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
 
-export { DEFAULT_IMAGE_SIZE };
-
 export interface DatasetItem {
   /** Path relative to the dataset directory. */
   file: string;

@@ -6,17 +6,17 @@
 /** The report's image size (the railway CAPTCHA's): 60 high, 200 wide. */
 export const DEFAULT_IMAGE_SIZE = { height: 60, width: 200 } as const;
 
-/** Conv blocks in the trunk (one per entry of model.ts' BASE_FILTERS); MaxPool 2x2 follows every block but the last. */
-export const CONV_BLOCKS = 4;
+/** Filters of the trunk's conv blocks at width 1; MaxPool 2x2 follows every block but the last. */
+export const BASE_FILTERS = [64, 128, 256, 512] as const;
 
 /** Height and width of the last block's output: each block's first conv is 'valid'. */
 export function featureMapSize(spec: { kernel_size: number; height: number; imageWidth: number }): [number, number] {
   let h = spec.height;
   let w = spec.imageWidth;
-  for (let i = 0; i < CONV_BLOCKS; i++) {
+  for (let i = 0; i < BASE_FILTERS.length; i++) {
     h -= spec.kernel_size - 1;
     w -= spec.kernel_size - 1;
-    if (i < CONV_BLOCKS - 1) {
+    if (i < BASE_FILTERS.length - 1) {
       h = Math.floor(h / 2);
       w = Math.floor(w / 2);
     }

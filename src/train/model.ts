@@ -18,11 +18,8 @@ import * as tf from './tf.ts';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
-import { featureMapSize, maxKernelSize } from './geometry.ts';
+import { BASE_FILTERS, featureMapSize, maxKernelSize } from './geometry.ts';
 
-export { featureMapSize, maxKernelSize } from './geometry.ts';
-
-export const BASE_FILTERS = [64, 128, 256, 512] as const;
 export const GRU_UNITS = 128;
 
 export interface ModelSpec {

@@ -25,9 +25,7 @@ export interface TrainerParam extends Domain {
  * sweep file schema (src/sweep/schema.ts) checks `train:` and `parameters:` against it.
  */
 export const TRAINER_PARAMS = {
-  // Each block's first conv is 'valid', so the image size bounds the kernel: 4 at most for
-  // 60x200 (src/train/model.ts refuses larger ones with that message). Even sizes pad 'same'
-  // as Keras does (one more row and column after than before).
+  // The image size bounds it (SWEEP_PARAM_DOMAINS below); even sizes pad 'same' as Keras does.
   kernel_size: { integer: true, min: 1, default: 3, expected: 'an integer >= 1', doc: 'convolution kernel size' },
   alpha: { min: 0, default: 1e-4, expected: 'a number >= 0', doc: 'L2 weight decay coefficient' },
   dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },

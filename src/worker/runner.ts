@@ -12,7 +12,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
-import { DEFAULT_IMAGE_SIZE, loadDataset, type Dataset } from '../data/dataset.ts';
+import { loadDataset, type Dataset } from '../data/dataset.ts';
+import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
 import { loadTrialData, toTrainSet } from '../data/trainset.ts';
 import { initBackend } from '../train/backend.ts';
 import { resolveParams } from '../train/params.ts';
