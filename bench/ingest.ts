@@ -85,6 +85,7 @@ function epochMetrics(e: number, seed: number): EpochMetrics {
     val_char_acc: x(5),
     val_seq_acc: x(6) ** 6,
     val_char_acc_by_position: [x(7), x(8), x(9), x(10), x(11), x(12)],
+    lr: 1e-3 * 0.9 ** (e % (EPOCHS_PER_TRIAL / 2)),
     images_per_s: 15 + 10 * x(13),
     seconds: 100 + 20 * x(14),
   };

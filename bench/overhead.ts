@@ -247,7 +247,7 @@ async function main(): Promise<void> {
       const acc = Math.min(1, ((e + 1) / 20) * (0.5 + (i % 10) / 20));
       const m: EpochMetrics = {
         phase: e < 10 ? 'pretrain' : 'gru', epoch: e % 10, loss: 21.5 * (1 - acc), char_acc: acc, seq_acc: acc ** 6, val_loss: 21.5 * (1 - acc),
-        val_char_acc: acc, val_seq_acc: acc ** 6, val_char_acc_by_position: [acc, acc, acc, acc, acc, acc], images_per_s: 10, seconds: 200,
+        val_char_acc: acc, val_seq_acc: acc ** 6, val_char_acc_by_position: [acc, acc, acc, acc, acc, acc], lr: 1e-3, images_per_s: 10, seconds: 200,
       };
       history.push(...epochRows(id, m));
     }

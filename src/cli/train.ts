@@ -44,7 +44,7 @@ const command: CommandModule<object, TrainArgs> = {
       .option('data', { type: 'string', demandOption: true, describe: 'dataset directory (images + labels.csv or labels in file names)' })
       .option('val', { type: 'string', describe: 'validation directory (default: val_fraction of --data, seeded)' })
       .option('test', { type: 'string', describe: 'test directory: test metrics and predictions' })
-      .option('set', { type: 'string', array: true, default: [], describe: 'hyperparameter key=value (kernel_size, alpha, dropout, lr, batch_size, pretrain_epochs, gru_epochs, patience, seed, width, freeze_epochs, micro_batch, val_fraction)' })
+      .option('set', { type: 'string', array: true, default: [], describe: 'hyperparameter key=value (kernel_size, alpha, dropout, lr, lr_decay, batch_size, pretrain_epochs, gru_epochs, patience, seed, width, freeze_epochs, micro_batch, val_fraction)' })
       .option('config', { type: 'string', describe: 'sweep file whose train block and fixed values give defaults' })
       .option('out', { type: 'string', demandOption: true, describe: 'output directory (checkpoints, model, predictions); resumes if it holds a checkpoint' })
       .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })

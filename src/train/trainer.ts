@@ -17,7 +17,7 @@ import * as tf from './tf.ts';
 import { tfl } from './tf.ts';
 import { fileUrl, loadNamedTensors, registerFileRouter, saveNamedTensors, writeFileAtomic } from './io.ts';
 import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, type ModelSpec } from './model.ts';
-import type { TrainParams } from './params.ts';
+import { DEFAULT_PARAMS, type TrainParams } from './params.ts';
 
 export type Phase = 'pretrain' | 'gru';
 
@@ -50,6 +50,8 @@ export interface EpochMetrics {
   val_seq_acc: number;
   /** Validation accuracy of each character position (head); shows which positions are learned. */
   val_char_acc_by_position: number[];
+  /** The learning rate this epoch trained with (lr * lr_decay^epoch). */
+  lr: number;
   /** Present when `testEveryEpoch` is set (benchmarks: accuracy against time). */
   test_loss?: number;
   test_char_acc?: number;
@@ -173,6 +175,16 @@ export function microBatchFor(params: TrainParams, backend: string): number {
   return params.batch_size;
 }
 
+/** The learning rate of a phase's epoch `epoch` (0-based): lr * lr_decay^epoch. */
+export function epochLearningRate(params: TrainParams, epoch: number): number {
+  return params.lr * params.lr_decay ** epoch;
+}
+
+function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
+  // Adam reads its learningRate field at every update.
+  (optimizer as unknown as { learningRate: number }).learningRate = lr;
+}
+
 function dropoutLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
   return model.layers.filter((l) => l.getClassName() === 'Dropout');
 }
@@ -246,6 +258,9 @@ class Trial {
     const path = join(this.ckptRoot, STATE_FILE);
     if (!existsSync(path)) return null;
     const state = JSON.parse(readFileSync(path, 'utf8')) as TrainerState;
+    // A parameter added since the checkpoint was written takes its default, which is the
+    // behaviour the checkpoint was trained with.
+    state.params = { ...DEFAULT_PARAMS, ...state.params };
     if (!sameParams(state.params, this.input.params)) {
       throw new Error(`${this.input.outDir} holds a checkpoint of a trial with other parameters; use another --out`);
     }
@@ -372,6 +387,8 @@ class Trial {
     for (let epoch = this.state.epoch; epoch < epochs; epoch++) {
       if (this.state.sinceBest >= params.patience) break;
       const frozen = phase === 'gru' && epoch < params.freeze_epochs;
+      const lr = epochLearningRate(params, epoch);
+      setLearningRate(optimizer, lr);
       const vars = frozen ? headVars : [...headVars, ...trunkVars];
       const started = performance.now();
       let lossSum = 0;
@@ -404,6 +421,7 @@ class Trial {
         val_char_acc: val.char_acc,
         val_seq_acc: val.seq_acc,
         val_char_acc_by_position: val.char_acc_by_position,
+        lr,
         images_per_s: seen / trainSeconds,
         seconds: 0,
       };

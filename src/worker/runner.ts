@@ -117,7 +117,7 @@ async function train(msg: RunTrial, ac: AbortController): Promise<TrialResult> {
 async function noop(msg: RunTrial, ac: AbortController): Promise<TrialResult> {
   send({ type: 'started', backend: 'none', images: { train: 0, val: 0, test: 0 } });
   const m: EpochMetrics = {
-    phase: 'pretrain', epoch: 0, loss: 1, char_acc: 0, seq_acc: 0, val_loss: 1, val_char_acc: 0, val_seq_acc: 0, val_char_acc_by_position: [], images_per_s: 0, seconds: 0,
+    phase: 'pretrain', epoch: 0, loss: 1, char_acc: 0, seq_acc: 0, val_loss: 1, val_char_acc: 0, val_seq_acc: 0, val_char_acc_by_position: [], lr: 0, images_per_s: 0, seconds: 0,
   };
   await epochEnd(m, ac);
   if (ac.signal.aborted) throw new TrainingAborted('pretrain', 0);

@@ -115,6 +115,7 @@ describe('valid files', () => {
       alpha: 1e-4,
       dropout: 0.2,
       lr: 1e-3,
+      lr_decay: 1,
       batch_size: 32,
       pretrain_epochs: 10,
       gru_epochs: 10,

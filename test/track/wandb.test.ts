@@ -71,7 +71,7 @@ async function makeSweep(n = 1): Promise<{ sweepId: string; name: string; trialI
 function epoch(phase: 'pretrain' | 'gru', e: number, loss = 20 - e): EpochMetrics {
   return {
     phase, epoch: e, loss, char_acc: 0.1, seq_acc: 0, val_loss: loss + 0.5, val_char_acc: 0.2, val_seq_acc: 0.01 * e,
-    val_char_acc_by_position: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], images_per_s: 12.5, seconds: 30,
+    val_char_acc_by_position: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], lr: 0.001, images_per_s: 12.5, seconds: 30,
   };
 }
 

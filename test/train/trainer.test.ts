@@ -96,6 +96,26 @@ describe('trainer', () => {
     expect(readFileSync(join(out, 'model', 'weights.bin')).equals(readFileSync(join(root, 'straight', 'model', 'weights.bin')))).toBe(true);
   });
 
+  it('decays the learning rate every epoch of each phase, and logs it', async () => {
+    const run = async (lr_decay: number, name: string) => {
+      const epochs: EpochMetrics[] = [];
+      await trainTrial({
+        params: tiny({ pretrain_epochs: 2, gru_epochs: 2, lr_decay }), backend, data, shape, outDir: join(root, name),
+        events: { epochEnd: (m) => void epochs.push(m) },
+      });
+      return epochs;
+    };
+    const decayed = await run(0.25, 'decayed');
+    const constant = await run(1, 'constant');
+    expect(decayed.map((m) => m.lr)).toEqual([0.003, 0.003 * 0.25, 0.003, 0.003 * 0.25]);
+    expect(constant.map((m) => m.lr)).toEqual([0.003, 0.003, 0.003, 0.003]);
+    // The first epoch trains with lr either way; the second with a quarter of it.
+    const { lr: _a, ...first } = stable(decayed)[0];
+    const { lr: _b, ...firstConstant } = stable(constant)[0];
+    expect(first).toEqual(firstConstant);
+    expect(decayed[1].loss).not.toBe(constant[1].loss);
+  });
+
   it('refuses to resume a checkpoint made with other parameters', async () => {
     await expect(
       trainTrial({ params: tiny({ pretrain_epochs: 2, gru_epochs: 2, lr: 0.01 }), backend, data, shape, outDir: join(root, 'straight') }),
