@@ -17,7 +17,7 @@ afterAll(async () => {
   await t?.cleanup();
 });
 
-const EPOCH_KEYS = ['loss', 'char_acc', 'seq_acc', 'val_loss', 'val_char_acc', 'val_seq_acc', 'images_per_s', 'seconds'];
+const EPOCH_KEYS = ['loss', 'char_acc', 'seq_acc', 'val_loss', 'val_char_acc', 'val_seq_acc', 'lr', 'images_per_s', 'seconds'];
 
 describe('sweep launch --workers 2', () => {
   it('trains every trial, stores its metrics once per epoch, and a relaunch runs nothing again', async () => {

@@ -22,7 +22,7 @@ afterAll(async () => {
   await t?.cleanup();
 });
 
-const EPOCH_KEYS = 8;
+const EPOCH_KEYS = 9; // loss, char_acc, seq_acc, val_loss, val_char_acc, val_seq_acc, lr, images_per_s, seconds
 
 async function jobState(id: string): Promise<string> {
   const connection = connectRedis({ url: t.env.REDIS_URL });
