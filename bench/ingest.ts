@@ -6,7 +6,7 @@
  * epoch), 100 and 1,000 epochs (finishTrial's whole history, an import). Goal: >= 20,000
  * points/s batched.
  *
- * A row is what epochRows makes of a realistic EpochMetrics (8 keys; 11 with --test-metrics,
+ * A row is what epochRows makes of a realistic EpochMetrics (9 keys; 12 with --test-metrics,
  * as with testEveryEpoch). Every run writes fresh trials into a table that keeps growing, then
  * replays the same rows twice: identical values (finishTrial re-storing the history), then
  * changed values (a resumed trial re-running its epochs). After each replay the rows are read
