@@ -9,7 +9,7 @@
  * why each of twenty alternatives failed.
  */
 import { z } from 'zod';
-import { SWEEP_PARAM_DOMAINS, TRAINER_PARAMS, domainViolation, type Domain, type TrainerParamName } from '../train/params.ts';
+import { SWEEP_PARAM_DOMAINS, TRAINER_PARAMS, domainViolation, type Domain, type TrainerParam, type TrainerParamName } from '../train/params.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Trainer hyperparameters: domains and defaults.
@@ -220,7 +220,11 @@ export type TrainDefaults = z.output<typeof TrainSchema>;
  */
 export function trainHyperparameters(train: TrainDefaults): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const name of TRAIN_HYPERPARAMETERS) out[name] = train[name];
+  for (const name of TRAIN_HYPERPARAMETERS) {
+    const d: TrainerParam = TRAINER_PARAMS[name];
+    if (d.omitAtDefault && train[name] === d.default) continue;
+    out[name] = train[name];
+  }
   if (train.val_fraction !== undefined) out.val_fraction = train.val_fraction;
   return out;
 }

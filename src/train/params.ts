@@ -18,6 +18,11 @@ export interface Domain {
 export interface TrainerParam extends Domain {
   default: number;
   doc: string;
+  /**
+   * Added after sweeps were launched: at its default it stays out of a trial's params, and so
+   * out of its id, which keeps the ids of earlier sweeps and a relaunch from duplicating them.
+   */
+  omitAtDefault?: boolean;
 }
 
 /**
@@ -30,7 +35,7 @@ export const TRAINER_PARAMS = {
   alpha: { min: 0, default: 1e-4, expected: 'a number >= 0', doc: 'L2 weight decay coefficient' },
   dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },
   lr: { min: 0, minExclusive: true, default: 1e-3, expected: 'a number > 0', doc: 'Adam learning rate' },
-  lr_decay: { min: 0, minExclusive: true, max: 1, default: 1, expected: 'a number in (0, 1]', doc: 'learning-rate factor per epoch: epoch e of a phase uses lr * lr_decay^e (1 = constant)' },
+  lr_decay: { min: 0, minExclusive: true, max: 1, default: 1, expected: 'a number in (0, 1]', doc: 'learning-rate factor per epoch: epoch e of a phase uses lr * lr_decay^e (1 = constant)', omitAtDefault: true },
   batch_size: { integer: true, min: 1, default: 32, expected: 'an integer >= 1', doc: 'images per optimizer step' },
   pretrain_epochs: { integer: true, min: 0, default: 10, expected: 'an integer >= 0', doc: 'CNN-only epochs' },
   gru_epochs: { integer: true, min: 0, default: 10, expected: 'an integer >= 0', doc: 'CNN+GRU epochs' },

@@ -253,7 +253,6 @@ describe('trials', () => {
         alpha: 1e-4,
         dropout: 0.1,
         lr: 1e-3,
-        lr_decay: 1,
         batch_size: 32,
         pretrain_epochs: 10,
         gru_epochs: 10,
@@ -265,6 +264,16 @@ describe('trials', () => {
       },
     });
     expect(t.id).toBe(trialId('t', t.params, 3));
+  });
+
+  it('leave a parameter added later out of params and id at its default, and carry it when set', () => {
+    const [plain] = expandSweep(sweep('method: grid', 'parameters:', '  dropout: {values: [0.1]}'));
+    expect(plain.params).not.toHaveProperty('lr_decay');
+    const [same] = expandSweep(sweep('method: grid', 'train:', '  lr_decay: 1', 'parameters:', '  dropout: {values: [0.1]}'));
+    expect(same.id).toBe(plain.id);
+    const [decayed] = expandSweep(sweep('method: grid', 'train:', '  lr_decay: 0.9', 'parameters:', '  dropout: {values: [0.1]}'));
+    expect(decayed.params.lr_decay).toBe(0.9);
+    expect(decayed.id).not.toBe(plain.id);
   });
 
   it('take their seed from a swept `seed` parameter', () => {

@@ -73,7 +73,7 @@ describe('sweep plan (the command module alone)', () => {
     const trials = expandSweep(await loadSweepFile('sweeps/quickstart.yaml'));
     const lines = stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('sweep quickstart: grid, seed 0 (sweeps/quickstart.yaml)');
-    expect(lines[1]).toBe('fixed: alpha=0.0001 lr=0.001 lr_decay=1 batch_size=32 pretrain_epochs=3 gru_epochs=2 patience=2 width=0.125 freeze_epochs=0');
+    expect(lines[1]).toBe('fixed: alpha=0.0001 lr=0.001 batch_size=32 pretrain_epochs=3 gru_epochs=2 patience=2 width=0.125 freeze_epochs=0');
     expect(lines[2].split(/\s+/)).toEqual(['index', 'id', 'dropout', 'kernel_size']);
     expect(lines.slice(3, 7).map((l) => l.split(/\s+/))).toEqual([
       ['0', trials[0].id, '0.1', '1'],
