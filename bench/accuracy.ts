@@ -21,7 +21,7 @@ import { generateDataset } from '../src/data/generate/index.ts';
 import { toTrainSet } from '../src/data/trainset.ts';
 import { initBackend, type BackendChoice } from '../src/train/backend.ts';
 import { forwardMacs } from '../src/train/model.ts';
-import { DEFAULT_PARAMS } from '../src/train/params.ts';
+import { DEFAULT_PARAMS, resolveParams } from '../src/train/params.ts';
 import { TrainingAborted, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
 import { writeFileAtomic } from '../src/train/io.ts';
 
@@ -83,7 +83,7 @@ const runDir = join(out, `run-w${params.width}`);
 if (existsSync(curveFile)) {
   const prior = JSON.parse(readFileSync(curveFile, 'utf8')) as { params: unknown; images?: unknown; backend?: string; rows: typeof rows };
   // a parameter added since the curve was written takes its default (the behaviour it ran with)
-  if (JSON.stringify({ ...DEFAULT_PARAMS, ...(prior.params as object) }) !== JSON.stringify(params) || (prior.images && JSON.stringify(prior.images) !== JSON.stringify(images))) {
+  if (JSON.stringify(resolveParams(prior.params as Record<string, unknown>, curveFile)) !== JSON.stringify(params) || (prior.images && JSON.stringify(prior.images) !== JSON.stringify(images))) {
     throw new Error(`${curveFile} was written with other settings or data; use another --out`);
   }
   if (prior.backend && prior.backend !== active.backend) throw new Error(`${curveFile} was measured on ${prior.backend}, this run is on ${active.backend}`);

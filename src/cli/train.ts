@@ -4,7 +4,7 @@ import { parseCharset } from '../data/charset.ts';
 import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
 import { loadTrialData, toTrainSet } from '../data/trainset.ts';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../train/backend.ts';
-import { parseSetArgs, resolveParams } from '../train/params.ts';
+import { TRAINER_PARAMS, parseSetArgs, resolveParams } from '../train/params.ts';
 import { TrainingAborted, trainTrial, type TrainerEvents } from '../train/trainer.ts';
 import { bar, formatSeconds, progressLine } from '../util/progress.ts';
 import { UserError } from '../util/errors.ts';
@@ -44,7 +44,7 @@ const command: CommandModule<object, TrainArgs> = {
       .option('data', { type: 'string', demandOption: true, describe: 'dataset directory (images + labels.csv or labels in file names)' })
       .option('val', { type: 'string', describe: 'validation directory (default: val_fraction of --data, seeded)' })
       .option('test', { type: 'string', describe: 'test directory: test metrics and predictions' })
-      .option('set', { type: 'string', array: true, default: [], describe: 'hyperparameter key=value (kernel_size, alpha, dropout, lr, lr_decay, batch_size, pretrain_epochs, gru_epochs, patience, seed, width, freeze_epochs, micro_batch, val_fraction)' })
+      .option('set', { type: 'string', array: true, default: [], describe: `hyperparameter key=value (${Object.keys(TRAINER_PARAMS).join(', ')})` })
       .option('config', { type: 'string', describe: 'sweep file whose train block and fixed values give defaults' })
       .option('out', { type: 'string', demandOption: true, describe: 'output directory (checkpoints, model, predictions); resumes if it holds a checkpoint' })
       .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })

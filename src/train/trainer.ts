@@ -17,7 +17,7 @@ import * as tf from './tf.ts';
 import { tfl } from './tf.ts';
 import { fileUrl, loadNamedTensors, registerFileRouter, saveNamedTensors, writeFileAtomic } from './io.ts';
 import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, type ModelSpec } from './model.ts';
-import { DEFAULT_PARAMS, type TrainParams } from './params.ts';
+import { resolveParams, type TrainParams } from './params.ts';
 
 export type Phase = 'pretrain' | 'gru';
 
@@ -260,7 +260,7 @@ class Trial {
     const state = JSON.parse(readFileSync(path, 'utf8')) as TrainerState;
     // A parameter added since the checkpoint was written takes its default, which is the
     // behaviour the checkpoint was trained with.
-    state.params = { ...DEFAULT_PARAMS, ...state.params };
+    state.params = resolveParams(state.params, path);
     if (!sameParams(state.params, this.input.params)) {
       throw new Error(`${this.input.outDir} holds a checkpoint of a trial with other parameters; use another --out`);
     }
