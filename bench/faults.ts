@@ -247,9 +247,15 @@ async function runDrill(drill: string, pgServer: PrivatePostgres, wandb: FakeWan
     wandbReceived += lines.filter((l) => l !== undefined).length;
     history.forEach((m, i) => {
       const line = lines[i] as Record<string, unknown> | undefined;
-      if (!line || line.val_loss !== m.val_loss || line.phase !== m.phase) wandbWrong++;
+      if (!line || line.val_loss !== m.val_loss || line.phase !== m.phase) {
+        wandbWrong++;
+        log(`${drill}: trial ${id.slice(0, 10)} W&B line ${i}: ${line ? `${String(line.phase)} ${String(line.epoch)} val_loss ${String(line.val_loss)}` : 'missing'}, history has ${m.phase} ${m.epoch} val_loss ${m.val_loss}`);
+      }
     });
-    if (lines.length > history.length) wandbWrong += lines.length - history.length;
+    if (lines.length > history.length) {
+      wandbWrong += lines.length - history.length;
+      log(`${drill}: trial ${id.slice(0, 10)} W&B has ${lines.length} lines, history ${history.length}`);
+    }
   }
   const extra = [...storedKeys.keys()].filter((k) => !expectedKeys.has(k)).length;
   const counts: Record<string, number> = {};

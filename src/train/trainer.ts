@@ -74,7 +74,10 @@ export interface TrainerEvents {
   log?(message: string): void;
   phaseStart?(phase: Phase, epochs: number, startEpoch: number): void;
   batchEnd?(p: BatchProgress): void;
-  epochEnd?(m: EpochMetrics): void | Promise<void>;
+  /** `step`: the epoch's place in the trial's history (0-based over both phases), the same on every attempt. */
+  epochEnd?(m: EpochMetrics, step: number): void | Promise<void>;
+  /** A resumed trial's epochs from before its last checkpoint, in order (step = index). */
+  resumed?(history: readonly EpochMetrics[]): void | Promise<void>;
   checkpoint?(c: { phase: Phase; epoch: number; dir: string }): void | Promise<void>;
 }
 
@@ -302,6 +305,7 @@ class Trial {
     this.state = resumed ?? this.freshState();
     if (resumed) {
       this.log(`resuming from ${resumed.phase} epoch ${resumed.epoch + 1} (checkpoint ${resumed.checkpoint ?? 'none'})`);
+      if (resumed.history.length) await this.input.events?.resumed?.(resumed.history);
     }
     const { params } = this.input;
 
@@ -454,7 +458,7 @@ class Trial {
       this.state.epoch = epoch + 1;
       await this.writeState();
       await events?.checkpoint?.({ phase, epoch, dir: join(this.ckptRoot, ckDir) });
-      await events?.epochEnd?.(m);
+      await events?.epochEnd?.(m, this.state.history.length - 1);
       if (signal?.aborted) throw new TrainingAborted(phase, epoch);
     }
   }

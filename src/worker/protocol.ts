@@ -52,6 +52,8 @@ export type FromTrial =
   | { type: 'phase'; phase: Phase; epochs: number; start: number }
   | { type: 'progress'; progress: BatchProgress }
   /** An epoch ended and was checkpointed; the trial waits for `epoch-ack`. */
-  | { type: 'epoch'; metrics: EpochMetrics }
+  | { type: 'epoch'; metrics: EpochMetrics; step: number }
+  /** A resumed trial's epochs from before its checkpoint (an earlier attempt ran them), in order. */
+  | { type: 'resumed'; history: EpochMetrics[] }
   | { type: 'result'; result: TrialResult; history: EpochMetrics[] }
   | { type: 'failed'; kind: FailureKind; message: string; stack?: string };

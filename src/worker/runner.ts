@@ -58,14 +58,14 @@ function classify(err: unknown, signal: AbortSignal): FailureKind {
   return 'error';
 }
 
-function epochEnd(m: EpochMetrics, ac: AbortController): Promise<void> {
+function epochEnd(m: EpochMetrics, step: number, ac: AbortController): Promise<void> {
   return new Promise((resolve) => {
     ackWaiter = (abort) => {
       ackWaiter = null;
       if (abort) ac.abort();
       resolve();
     };
-    send({ type: 'epoch', metrics: m });
+    send({ type: 'epoch', metrics: m, step });
   });
 }
 
@@ -100,7 +100,8 @@ async function train(msg: RunTrial, ac: AbortController): Promise<TrialResult> {
       lastProgress = now;
       send({ type: 'progress', progress });
     },
-    epochEnd: (m) => epochEnd(m, ac),
+    epochEnd: (m, step) => epochEnd(m, step, ac),
+    resumed: (history) => send({ type: 'resumed', history: [...history] }),
   };
   return trainTrial({
     params,
@@ -119,7 +120,7 @@ async function noop(msg: RunTrial, ac: AbortController): Promise<TrialResult> {
   const m: EpochMetrics = {
     phase: 'pretrain', epoch: 0, loss: 1, char_acc: 0, seq_acc: 0, val_loss: 1, val_char_acc: 0, val_seq_acc: 0, val_char_acc_by_position: [], lr: 0, images_per_s: 0, seconds: 0,
   };
-  await epochEnd(m, ac);
+  await epochEnd(m, 0, ac);
   if (ac.signal.aborted) throw new TrainingAborted('pretrain', 0);
   return {
     val_seq_acc: 0, val_char_acc: 0, val_loss: 1, test_seq_acc: null, test_char_acc: null, test_loss: null,

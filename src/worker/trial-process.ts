@@ -29,8 +29,10 @@ export interface TrialHandlers {
   started?(info: { backend: string; images: { train: number; val: number; test: number } }): void;
   phase?(phase: Phase, epochs: number, start: number): void;
   progress?(p: BatchProgress): void;
-  /** Called after each checkpointed epoch; resolves true to stop the trial there. */
-  epoch(m: EpochMetrics): Promise<boolean>;
+  /** Called after each checkpointed epoch (at `step` in the trial's history); resolves true to stop the trial there. */
+  epoch(m: EpochMetrics, step: number): Promise<boolean>;
+  /** A resumed trial's earlier epochs (step = index), before its first new epoch. */
+  resumed?(history: EpochMetrics[]): void;
 }
 
 export interface TrialOutput {
@@ -115,10 +117,13 @@ export class TrialProcess {
             h.progress?.(m.progress);
             break;
           case 'epoch':
-            h.epoch(m.metrics).then(
+            h.epoch(m.metrics, m.step).then(
               (abort) => this.send({ type: 'epoch-ack', abort }),
               () => this.send({ type: 'epoch-ack', abort: false }),
             );
+            break;
+          case 'resumed':
+            h.resumed?.(m.history);
             break;
           case 'result':
             done();

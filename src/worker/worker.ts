@@ -257,16 +257,16 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     // go with the next write that succeeds. They are also in the trial's history.json, which
     // is stored whole when the trial ends, so a worker that dies meanwhile loses none.
     const unsaved = new Map<string, MetricRow>();
-    /** W&B outbox rows not yet written: the run's start, then its epochs, in order. */
+    /** W&B outbox rows not yet written: the run's start, then its epochs, in order (with their steps). */
     let wandbStart = true;
-    const wandbEpochs = new Map<string, EpochMetrics>();
+    const wandbEpochs = new Map<string, { m: EpochMetrics; step: number }>();
     const writeWandb = async () => {
       if (wandbStart) {
         await wandb.runStarted({ trialId: trial.id, sweepId: trial.sweep.id, sweepName: trial.sweep.name, params: { ...trial.params, seed: trial.seed }, attempt: trial.attempts, spec });
         wandbStart = false;
       }
-      for (const [k, m] of wandbEpochs) {
-        await wandb.epoch(trial.id, m);
+      for (const [k, { m, step }] of wandbEpochs) {
+        await wandb.epoch(trial.id, m, step);
         wandbEpochs.delete(k);
       }
     };
@@ -322,11 +322,21 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
           },
           phase: (phase, epochs, start) => progress({ phase, epoch: start, epochs, metric: best }),
           progress: (p: BatchProgress) => progress({ phase: p.phase, epoch: p.epoch, epochs: p.epochs, batch: p.batch, batches: p.batches, loss: p.loss, metric: best }),
-          epoch: async (m: EpochMetrics) => {
+          resumed: (history) => {
+            // An earlier attempt ran these epochs; if it died before storing them, they are
+            // stored now, before the new ones (W&B lines keep their steps either way).
+            history.forEach((m, step) => {
+              const v = epochMetric(metric, m);
+              if (v !== null && better(metric.goal, v, best)) best = v;
+              for (const r of epochRows(trial.id, m)) unsaved.set(`${r.phase}/${r.epoch}/${r.key}`, r);
+              if (wandb.mode !== 'disabled') wandbEpochs.set(`${m.phase}/${m.epoch}`, { m, step });
+            });
+          },
+          epoch: async (m: EpochMetrics, step: number) => {
             const v = epochMetric(metric, m);
             if (v !== null && better(metric.goal, v, best)) best = v;
             for (const r of epochRows(trial.id, m)) unsaved.set(`${r.phase}/${r.epoch}/${r.key}`, r);
-            if (wandb.mode !== 'disabled') wandbEpochs.set(`${m.phase}/${m.epoch}`, m);
+            if (wandb.mode !== 'disabled') wandbEpochs.set(`${m.phase}/${m.epoch}`, { m, step });
             // A database that does not answer holds the trial back a few seconds at most.
             const stored = await Promise.race([
               (writing ? writing.then(writeEpoch) : writeEpoch()).then(() => unsaved.size === 0),
@@ -448,7 +458,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       if (st === 'finished' || st === 'cancelled') {
         // Every epoch, also those an earlier attempt or an outage kept from the outbox (rewriting
         // one keeps its W&B step, so nothing is sent twice).
-        if (wandb.mode !== 'disabled') for (const m of history) wandbEpochs.set(`${m.phase}/${m.epoch}`, m);
+        if (wandb.mode !== 'disabled') history.forEach((m, step) => wandbEpochs.set(`${m.phase}/${m.epoch}`, { m, step }));
         await endWandb(st, wandbSummary(result));
       }
       say(trial, `${st ?? 'lost'}: ${metric.name} ${value?.toFixed(4) ?? '-'} in ${formatSeconds(result.seconds)} (${result.images_per_s.toFixed(1)} img/s on ${result.backend})`);

@@ -175,9 +175,9 @@ describe('delivery', () => {
     const from = fake.requests.length;
     // Written before the loop starts: one history chunk, whatever the timing.
     await start(m, s, trialId);
-    await m.epoch(trialId, epoch('pretrain', 0));
-    await m.epoch(trialId, epoch('pretrain', 1));
-    await m.epoch(trialId, epoch('gru', 0));
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
+    await m.epoch(trialId, epoch('pretrain', 1), 1);
+    await m.epoch(trialId, epoch('gru', 0), 2);
     m.start();
     await waitFor(async () => fake.history('team-x', 'captcha', runId).length === 3, 'the history on W&B', 20_000, 20);
     await m.runEnded(trialId, 'finished', { best_val_seq_acc: 0.5, test_seq_acc: 0.4 });
@@ -249,7 +249,7 @@ describe('delivery', () => {
     m.start();
     await start(m, s, trialId);
     for (let e = 0; e < 4; e++) {
-      await m.epoch(trialId, epoch('pretrain', e));
+      await m.epoch(trialId, epoch('pretrain', e), e);
       await waitFor(async () => fake.history('me', 'captcha', runId).length === e + 1, `epoch ${e} on W&B`, 20_000, 20);
     }
     // Between epochs the run's file stream gets heartbeats, so W&B does not think it crashed.
@@ -266,15 +266,35 @@ describe('delivery', () => {
     // Written again with the same values (a worker storing the whole history at the end):
     // nothing changes, nothing is sent again. Other values are sent again, to the same step.
     const before = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
-    await m.epoch(trialId, epoch('pretrain', 1));
+    await m.epoch(trialId, epoch('pretrain', 1), 1);
     const same = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
     expect(same).toMatchObject({ revision: before.revision, deliveredAt: before.deliveredAt, payload: before.payload });
-    await m.epoch(trialId, epoch('pretrain', 1, 5));
+    await m.epoch(trialId, epoch('pretrain', 1, 5), 1);
     const changed = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
     expect(changed.revision).toBe(before.revision + 1);
     await waitFor(async () => fake.history('me', 'captcha', runId)[1]?.loss === 5, 'the changed line on W&B', 20_000, 20);
     expect(fake.history('me', 'captcha', runId).length).toBe(4);
-    await expect(m.epoch('f'.repeat(32), epoch('pretrain', 0))).rejects.toThrow(/trial f+ is not in the database/);
+    await expect(m.epoch('f'.repeat(32), epoch('pretrain', 0), 0)).rejects.toThrow(/trial f+ is not in the database/);
+  });
+
+  it('an epoch written late (its first attempt died before writing it) goes to its own step; the lines after it wait', async () => {
+    const s = await makeSweep();
+    const trialId = s.trialIds[0];
+    const runId = trialId.slice(0, 16);
+    const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
+    await start(m, s, trialId);
+    await m.epoch(trialId, epoch('pretrain', 1), 1);
+    await m.epoch(trialId, epoch('pretrain', 2), 2);
+    const delivery = new OutboxDelivery(db.prisma, { settings: { ...wandbSettings(env({ WANDB_ENTITY: 'me' })), apiKey: KEY }, sweepId: s.sweepId, log: () => {} });
+    await delivery.pass();
+    expect(fake.run('me', 'captcha', runId)).toBeTruthy();
+    expect(historyPosts(runId)).toEqual([]);
+    expect(await delivery.nextDueMs()).toBeNull();
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
+    await delivery.pass();
+    expect(historyPosts(runId).map((r) => r.body.files['wandb-history.jsonl'].offset)).toEqual([0]);
+    expect(fake.history('me', 'captcha', runId).map((l) => l?.epoch)).toEqual([0, 1, 2]);
+    await expect(m.epoch(trialId, epoch('pretrain', 3), -1)).rejects.toThrow(/step -1 .* is not a whole number/);
   });
 
   it('a 503 phase (W&B storing, then failing) and recovery: every history line once, at its offset', async () => {
@@ -287,9 +307,9 @@ describe('delivery', () => {
     await waitFor(async () => fake.run('me', 'captcha', runId), 'the run upsert', 20_000, 20);
     fake.storeBeforeFailing = true;
     fake.setMode('503');
-    for (let e = 0; e < 5; e++) await m.epoch(trialId, epoch('pretrain', e));
+    for (let e = 0; e < 5; e++) await m.epoch(trialId, epoch('pretrain', e), e);
     // A replayed epoch (a resumed trial) overwrites its line: same step, new values.
-    await m.epoch(trialId, epoch('pretrain', 2, 99));
+    await m.epoch(trialId, epoch('pretrain', 2, 99), 2);
     await waitFor(async () => historyPosts(runId).filter((r) => r.answer === 503).length >= 3, 'failed history posts', 20_000, 20);
     const failing = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 0 } });
     expect(failing.lastError).toMatch(/HTTP 503/);
@@ -317,10 +337,10 @@ describe('delivery', () => {
     await waitFor(async () => fake.run('me', 'captcha', runId), 'the run upsert', 20_000, 20);
     fake.storeBeforeFailing = true;
     fake.setMode('hang');
-    await m.epoch(trialId, epoch('pretrain', 0));
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
     await waitFor(async () => fake.hanging() > 0, 'a hanging request', 20_000, 20);
     // W&B is not answering; the writes still complete.
-    for (let e = 1; e < 4; e++) await m.epoch(trialId, epoch('pretrain', e));
+    for (let e = 1; e < 4; e++) await m.epoch(trialId, epoch('pretrain', e), e);
     await waitFor(async () => (await db.prisma.wandbOutbox.findFirst({ where: { trialId, step: 0 } }))?.lastError?.includes('no answer within'), 'a timed-out attempt', 20_000, 20);
     fake.setMode('ok');
     await m.runEnded(trialId, 'finished', { best_val_seq_acc: 0.1 });
@@ -338,7 +358,7 @@ describe('delivery', () => {
     fake.setMode('503');
     m.start();
     await start(m, s, trialId);
-    await m.epoch(trialId, epoch('pretrain', 0));
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
     await waitFor(async () => (await db.prisma.wandbOutbox.findUnique({ where: { key: `sweep/${s.sweepId}` } }))?.failedAt, 'the sweep row to be given up', 20_000, 20);
     await waitFor(async () => (await db.prisma.wandbOutbox.findUnique({ where: { key: `${trialId}/run` } }))?.failedAt, 'the run row to be given up', 20_000, 20);
     const run = await db.prisma.wandbOutbox.findUniqueOrThrow({ where: { key: `${trialId}/run` } });
@@ -370,7 +390,7 @@ describe('delivery', () => {
     fake.failWhen((r) => r.operation === 'UpsertSweep' || (r.path.endsWith(`${runId}/file_stream`) && r.body?.complete === true), 400, '{"error":"invalid"}');
     const m = mirror(env({ WANDB_ENTITY: 'me' }));
     await start(m, s, trialId);
-    await m.epoch(trialId, epoch('gru', 0));
+    await m.epoch(trialId, epoch('gru', 0), 0);
     await m.runEnded(trialId, 'stopped', {});
     m.start();
     await waitFor(async () => (await db.prisma.wandbOutbox.findUnique({ where: { key: `${trialId}/finish` } }))?.failedAt, 'the finish to be refused', 20_000, 20);
@@ -389,7 +409,7 @@ describe('delivery', () => {
     const e = env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' });
     const m = mirror(e);
     await start(m, s, trialId);
-    await m.epoch(trialId, epoch('pretrain', 0));
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
     expect(await syncOutbox(db.prisma, e, { sweepId: s.sweepId })).toMatchObject({ delivered: 3, failed: 0, pending: 0 });
     const wbSweep = fake.run('me', 'captcha', runId)!.sweep!;
     fake.sweeps.delete(wbSweep);
@@ -407,11 +427,11 @@ describe('delivery', () => {
     const bad = env({ WANDB_API_KEY: 'wrong-key-0000000000000000000000000000000', WANDB_ENTITY: 'me' });
     const m = mirror(bad, (l) => lines.push(l));
     await start(m, s, trialId);
-    await m.epoch(trialId, epoch('pretrain', 0));
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
     const before = fake.requests.length;
     m.start();
     await waitFor(async () => lines.some((l) => /refused the API key/.test(l)), 'the bad-key message', 20_000, 20);
-    await m.epoch(trialId, epoch('pretrain', 1));
+    await m.epoch(trialId, epoch('pretrain', 1), 1);
     await m.close();
     expect(lines.filter((l) => /refused the API key/.test(l))).toEqual([
       `W&B refused the API key (HTTP 401) at ${fake.url}; delivery stopped. Check WANDB_API_KEY (and WANDB_ENTITY, WANDB_BASE_URL), then run \`sweep wandb sync\`.`,
@@ -435,7 +455,7 @@ describe('delivery', () => {
     const m2 = mirror(env({ WANDB_ENTITY: 'me' }));
     for (const id of s.trialIds) {
       await start(m1, s, id);
-      for (let e = 0; e < 6; e++) await m1.epoch(id, epoch('pretrain', e));
+      for (let e = 0; e < 6; e++) await m1.epoch(id, epoch('pretrain', e), e);
       await m1.runEnded(id, 'finished', {});
     }
     m1.start();
@@ -458,14 +478,14 @@ describe('modes', () => {
     const m = mirror(env({ WANDB_MODE: 'disabled' }));
     expect(m.mode).toBe('disabled');
     await start(m, s, s.trialIds[0]);
-    await m.epoch(s.trialIds[0], epoch('pretrain', 0));
+    await m.epoch(s.trialIds[0], epoch('pretrain', 0), 0);
     await m.runEnded(s.trialIds[0], 'finished', {});
     m.start();
     const lines: string[] = [];
     const keyless = mirror({ WANDB_BASE_URL: fake.url }, (l) => lines.push(l));
     expect(keyless.mode).toBe('disabled');
     await start(keyless, s, s.trialIds[0]);
-    await keyless.epoch(s.trialIds[0], epoch('pretrain', 0));
+    await keyless.epoch(s.trialIds[0], epoch('pretrain', 0), 0);
     expect(lines).toEqual(['W&B: WANDB_API_KEY is not set; runs are not mirrored to W&B']);
     expect(await db.prisma.wandbOutbox.count({ where: { sweepId: s.sweepId } })).toBe(0);
   });
@@ -478,7 +498,7 @@ describe('modes', () => {
     expect(m.mode).toBe('offline');
     m.start();
     await start(m, s, trialId);
-    await m.epoch(trialId, epoch('pretrain', 0));
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
     await m.runEnded(trialId, 'finished', {});
     await m.close();
     expect(fake.requests.length).toBe(before);
@@ -496,7 +516,7 @@ describe('sweep wandb', () => {
     const cliEnv = { DATABASE_URL: tdb.url, ...env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }) };
     const m = mirror(cliEnv);
     await start(m, s, trialId);
-    await m.epoch(trialId, epoch('pretrain', 0));
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
 
     fake.failWhen((r) => r.path.endsWith('/file_stream'), 400, '{"error":"line too long"}');
     const failed = await runCli(['wandb', 'sync', s.name], cliEnv, { timeoutMs: 60_000 });

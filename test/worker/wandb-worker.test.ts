@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
-import { runCli, testEnv, tinySweep, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { runCli, startCli, testEnv, tinySweep, waitFor, writeFile, type TestEnv } from '../e2e/helpers.ts';
 import { startFakeWandb, type FakeWandb } from '../track/fake-wandb.ts';
 
 let t: TestEnv;
@@ -53,5 +53,27 @@ describe('worker -> W&B', () => {
     const show = await runCli(['show', trial.id, '--json'], env);
     expect(show.code, show.stderr).toBe(0);
     expect(JSON.parse(show.stdout).wandb).toBe(`${fake.url}/team/captcha/runs/${trial.id.slice(0, 16)}`);
+  });
+
+  it('a resumed trial whose first attempt sent nothing to W&B: its earlier epochs go first, each line at its own step', async () => {
+    const launched = await launchSweep({ file: writeFile(t.dir, 'wb-resumed.yaml', tinySweep({ name: 'wb-resumed', dropout: [0.1], pretrain: 4, gru: 1 })), env: t.env });
+    const trial = await db.prisma.trial.findFirstOrThrow({ where: { sweepId: launched.sweep.id } });
+    const fast = { SWEEP_HEARTBEAT_MS: '1000', SWEEP_STALE_MS: '5000', SWEEP_LOCK_MS: '4000' };
+    // The first attempt runs without W&B (as a worker killed before its outbox writes would
+    // leave it): its epochs are checkpointed but have no outbox rows.
+    const first = startCli(['worker'], { ...t.env, ...fast });
+    await waitFor(async () => (await db.prisma.metricPoint.count({ where: { trialId: trial.id } })) > 0, 'the first epoch');
+    first.child.kill('SIGKILL');
+    await first.result;
+    const env = { ...t.env, ...fast, WANDB_API_KEY: KEY, WANDB_BASE_URL: fake.url, WANDB_PROJECT: 'captcha', WANDB_ENTITY: 'team' };
+    const second = await runCli(['worker', '--exit-when-idle'], env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/resuming from pretrain epoch/);
+    const sync = await runCli(['wandb', 'sync', '--json'], env);
+    expect(sync.code, sync.stderr).toBe(0);
+    const lines = fake.history('team', 'captcha', trial.id.slice(0, 16));
+    expect(lines.map((l) => `${l?.phase}/${l?.epoch}`)).toEqual(['pretrain/0', 'pretrain/1', 'pretrain/2', 'pretrain/3', 'gru/0']);
+    const stored = await db.prisma.metricPoint.findMany({ where: { trialId: trial.id, key: 'val_loss' } });
+    for (const l of lines) expect(stored.find((p) => p.phase === l!.phase && p.epoch === l!.epoch)?.value).toBe(l!.val_loss);
   });
 });

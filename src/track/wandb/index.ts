@@ -33,8 +33,8 @@ export interface WandbMirror {
   readonly mode: WandbMode;
   /** Outbox rows for a run (config = params, group/tags = sweep, sweep registration). */
   runStarted(t: RunStart): Promise<void>;
-  /** One history line per (phase, epoch); keys as in EpochMetrics plus phase. */
-  epoch(trialId: string, m: EpochMetrics): Promise<void>;
+  /** One history line per (phase, epoch), at `step` (the epoch's place in the trial's history); keys as in EpochMetrics plus phase. */
+  epoch(trialId: string, m: EpochMetrics, step: number): Promise<void>;
   /** Summary and exit state: status is the trial's final status (finished | failed | diverged | stopped | cancelled). */
   runEnded(trialId: string, status: string, summary: Record<string, unknown>): Promise<void>;
   /** This worker no longer trains the trial (it ended, or went back to the queue): no more heartbeats for its run from here. */
@@ -78,8 +78,8 @@ export function openWandbMirror(prisma: PrismaClient, env: Env = process.env, lo
       started.set(t.trialId, now);
       kick();
     },
-    async epoch(trialId, m) {
-      await writeEpoch(prisma, trialId, historyPayload(m, Date.now(), started.get(trialId)));
+    async epoch(trialId, m, step) {
+      await writeEpoch(prisma, trialId, historyPayload(m, Date.now(), started.get(trialId)), step);
       kick();
     },
     async runEnded(trialId, status, summary) {

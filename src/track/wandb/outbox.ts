@@ -4,8 +4,10 @@
  *
  * Writing (the worker): one statement per call, no network. A row's key names what it says
  * (`<trial>/history/<phase>/<epoch>`, ...); writing a key again overwrites the row and sends it
- * again. A history row's step (its line offset in the run's wandb-history.jsonl) is fixed when
- * the row is first written, so a replayed epoch keeps its step.
+ * again. A history row's step (its line offset in the run's wandb-history.jsonl) is the epoch's
+ * place in the trial's history (0-based over both phases), the same on every attempt, so an
+ * epoch written late (its first attempt died before writing it) still lands in its place; a
+ * line waits until the one before it is in the outbox, so W&B never gets a gap.
  *
  * Delivering (a loop in each online worker, or `sweep wandb sync`): per run, in order: the run
  * upsert, then history lines by step, then the summary, then the exit. A failed row holds back
@@ -43,7 +45,7 @@ const KIND_ORDER = Prisma.sql`(CASE o."kind" WHEN 'run' THEN 0 WHEN 'history' TH
 
 /** The first undelivered row of each run (a failed one included: it holds the run back). */
 const HEADS = (filter: Prisma.Sql) => Prisma.sql`
-  SELECT DISTINCT ON (o."trialId") o."trialId", o."sweepId", o."kind", o."nextAttemptAt", o."failedAt"
+  SELECT DISTINCT ON (o."trialId") o."trialId", o."sweepId", o."kind", o."step", o."nextAttemptAt", o."failedAt"
   FROM "WandbOutbox" o
   WHERE o."trialId" IS NOT NULL AND o."deliveredAt" IS NULL ${filter}
   ORDER BY o."trialId", ${KIND_ORDER}, o."step" NULLS FIRST, o."id"`;
@@ -52,6 +54,11 @@ const HEADS = (filter: Prisma.Sql) => Prisma.sql`
 const WAITS_FOR_SWEEP = Prisma.sql`(h."kind" = 'run' AND EXISTS (
   SELECT 1 FROM "WandbOutbox" sw
   WHERE sw."key" = 'sweep/' || h."sweepId" AND sw."deliveredAt" IS NULL AND sw."failedAt" IS NULL))`;
+
+/** A head (h) that is a history line whose previous line is not in the outbox yet waits for it. */
+const WAITS_FOR_LINE = Prisma.sql`(h."kind" = 'history' AND h."step" > 0 AND NOT EXISTS (
+  SELECT 1 FROM "WandbOutbox" pl
+  WHERE pl."trialId" = h."trialId" AND pl."kind" = 'history' AND pl."step" = h."step" - 1))`;
 
 /** Overwrite on a repeated key: the new payload is sent again, from scratch. */
 const OVERWRITE = Prisma.sql`
@@ -121,15 +128,16 @@ export function historyPayload(m: EpochMetrics, now = Date.now(), startedAt?: nu
 }
 
 /**
- * One history line per (phase, epoch). New lines take the next step of the run; a line written
- * again with other values keeps its step and is sent again. Throws when the trial is not in
- * the database.
+ * One history line per (phase, epoch), at `step`: the epoch's place in the trial's history. A
+ * line written again with other values keeps its step and is sent again. Throws when the trial
+ * is not in the database.
  */
-export async function writeEpoch(prisma: PrismaClient, trialId: string, payload: Record<string, unknown> & { phase: string; epoch: number }): Promise<void> {
+export async function writeEpoch(prisma: PrismaClient, trialId: string, payload: Record<string, unknown> & { phase: string; epoch: number }, step: number): Promise<void> {
+  if (!Number.isInteger(step) || step < 0) throw new Error(`W&B outbox: step ${step} of ${trialId} ${payload.phase} epoch ${payload.epoch} is not a whole number >= 0`);
   const n = await prisma.$executeRaw`
     INSERT INTO "WandbOutbox" ("key", "sweepId", "trialId", "kind", "step", "payload", "updatedAt")
     SELECT ${outboxKey.history(trialId, payload.phase, payload.epoch)}, t."sweepId", t."id", 'history',
-           (SELECT COALESCE(MAX(o."step") + 1, 0) FROM "WandbOutbox" o WHERE o."trialId" = t."id"),
+           ${step}::int,
            ${jsonText(payload)}::jsonb, now()
     FROM "Trial" t WHERE t."id" = ${trialId}
     ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}
@@ -288,7 +296,7 @@ export class OutboxDelivery {
     const heads = await this.prisma.$queryRaw<{ trialId: string }[]>`
       SELECT h."trialId" FROM (${HEADS(this.sweepFilter)}) h
       LEFT JOIN "WandbRun" r ON r."trialId" = h."trialId"
-      WHERE h."failedAt" IS NULL AND h."nextAttemptAt" <= now() AND NOT ${WAITS_FOR_SWEEP}
+      WHERE h."failedAt" IS NULL AND h."nextAttemptAt" <= now() AND NOT ${WAITS_FOR_SWEEP} AND NOT ${WAITS_FOR_LINE}
         AND (r."leaseUntil" IS NULL OR r."leaseUntil" < now() OR r."leaseOwner" = ${this.owner})
       ORDER BY h."nextAttemptAt"
       LIMIT 100`;
@@ -320,7 +328,7 @@ export class OutboxDelivery {
         SELECT GREATEST(h."nextAttemptAt", COALESCE(r."leaseUntil", h."nextAttemptAt")) AS at
         FROM (${HEADS(this.sweepFilter)}) h
         LEFT JOIN "WandbRun" r ON r."trialId" = h."trialId" AND r."leaseOwner" IS DISTINCT FROM ${this.owner}
-        WHERE h."failedAt" IS NULL AND NOT ${WAITS_FOR_SWEEP}
+        WHERE h."failedAt" IS NULL AND NOT ${WAITS_FOR_SWEEP} AND NOT ${WAITS_FOR_LINE}
         UNION ALL
         SELECT GREATEST(o."nextAttemptAt", COALESCE(s."leaseUntil", o."nextAttemptAt"))
         FROM "WandbOutbox" o LEFT JOIN "WandbSweep" s ON s."sweepId" = o."sweepId" AND s."leaseOwner" IS DISTINCT FROM ${this.owner}
@@ -422,6 +430,8 @@ export class OutboxDelivery {
         const rows = await this.rows(Prisma.sql`o."trialId" = ${trialId} AND o."deliveredAt" IS NULL`, this.batchLines + 1);
         const head = rows[0];
         if (!head || head.failed || !head.due) break;
+        // A line goes only after the one before it: W&B's file stream gets no gaps.
+        if (head.kind === 'history' && head.step! > 0 && !(await this.lineWritten(trialId, head.step! - 1))) break;
         const upsert = head.kind === 'run' || !target.entity || !target.project;
         // A run joins its sweep on W&B: while the sweep's registration is still to be sent,
         // the run waits for it.
@@ -563,6 +573,12 @@ export class OutboxDelivery {
       FROM "WandbOutbox" o WHERE ${where}
       ORDER BY ${KIND_ORDER}, o."step" NULLS FIRST, o."id"
       LIMIT ${limit}`;
+  }
+
+  private async lineWritten(trialId: string, step: number): Promise<boolean> {
+    const [r] = await this.prisma.$queryRaw<{ n: number }[]>`
+      SELECT COUNT(*)::int AS n FROM "WandbOutbox" WHERE "trialId" = ${trialId} AND "kind" = 'history' AND "step" = ${step}`;
+    return (r?.n ?? 0) > 0;
   }
 
   /** Marks rows sent, unless they were overwritten meanwhile (then the new payload goes next). */
