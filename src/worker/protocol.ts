@@ -54,6 +54,6 @@ export type FromTrial =
   /** An epoch ended and was checkpointed; the trial waits for `epoch-ack`. */
   | { type: 'epoch'; metrics: EpochMetrics; step: number }
   /** A resumed trial's epochs from before its checkpoint (an earlier attempt ran them), in order. */
-  | { type: 'resumed'; history: EpochMetrics[] }
+  | { type: 'resumed'; history: readonly EpochMetrics[] }
   | { type: 'result'; result: TrialResult; history: EpochMetrics[] }
   | { type: 'failed'; kind: FailureKind; message: string; stack?: string };

@@ -101,7 +101,7 @@ async function train(msg: RunTrial, ac: AbortController): Promise<TrialResult> {
       send({ type: 'progress', progress });
     },
     epochEnd: (m, step) => epochEnd(m, step, ac),
-    resumed: (history) => send({ type: 'resumed', history: [...history] }),
+    resumed: (history) => send({ type: 'resumed', history }),
   };
   return trainTrial({
     params,

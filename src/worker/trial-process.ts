@@ -32,7 +32,7 @@ export interface TrialHandlers {
   /** Called after each checkpointed epoch (at `step` in the trial's history); resolves true to stop the trial there. */
   epoch(m: EpochMetrics, step: number): Promise<boolean>;
   /** A resumed trial's earlier epochs (step = index), before its first new epoch. */
-  resumed?(history: EpochMetrics[]): void;
+  resumed?(history: readonly EpochMetrics[]): void;
 }
 
 export interface TrialOutput {

@@ -298,6 +298,13 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
       })();
       return writing;
     };
+    /** An epoch to store and mirror: the best so far, its metric rows, its W&B line at `step`. */
+    const record = (m: EpochMetrics, step: number) => {
+      const v = epochMetric(metric, m);
+      if (v !== null && better(metric.goal, v, best)) best = v;
+      for (const r of epochRows(trial.id, m)) unsaved.set(`${r.phase}/${r.epoch}/${r.key}`, r);
+      if (wandb.mode !== 'disabled') wandbEpochs.set(`${m.phase}/${m.epoch}`, { m, step });
+    };
     const proc = acquire();
     const beat = setInterval(() => void writeEpoch(), timings.heartbeatMs);
     say(trial, `${trial.sweep.name}: started (attempt ${trial.attempts}) ${formatParams(trial.params, swept)} -> ${outDir}`);
@@ -322,21 +329,11 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
           },
           phase: (phase, epochs, start) => progress({ phase, epoch: start, epochs, metric: best }),
           progress: (p: BatchProgress) => progress({ phase: p.phase, epoch: p.epoch, epochs: p.epochs, batch: p.batch, batches: p.batches, loss: p.loss, metric: best }),
-          resumed: (history) => {
-            // An earlier attempt ran these epochs; if it died before storing them, they are
-            // stored now, before the new ones (W&B lines keep their steps either way).
-            history.forEach((m, step) => {
-              const v = epochMetric(metric, m);
-              if (v !== null && better(metric.goal, v, best)) best = v;
-              for (const r of epochRows(trial.id, m)) unsaved.set(`${r.phase}/${r.epoch}/${r.key}`, r);
-              if (wandb.mode !== 'disabled') wandbEpochs.set(`${m.phase}/${m.epoch}`, { m, step });
-            });
-          },
+          // An earlier attempt ran these epochs; if it died before storing them, they are
+          // stored now, before the new ones (W&B lines keep their steps either way).
+          resumed: (history) => history.forEach(record),
           epoch: async (m: EpochMetrics, step: number) => {
-            const v = epochMetric(metric, m);
-            if (v !== null && better(metric.goal, v, best)) best = v;
-            for (const r of epochRows(trial.id, m)) unsaved.set(`${r.phase}/${r.epoch}/${r.key}`, r);
-            if (wandb.mode !== 'disabled') wandbEpochs.set(`${m.phase}/${m.epoch}`, { m, step });
+            record(m, step);
             // A database that does not answer holds the trial back a few seconds at most.
             const stored = await Promise.race([
               (writing ? writing.then(writeEpoch) : writeEpoch()).then(() => unsaved.size === 0),

@@ -55,10 +55,11 @@ const WAITS_FOR_SWEEP = Prisma.sql`(h."kind" = 'run' AND EXISTS (
   SELECT 1 FROM "WandbOutbox" sw
   WHERE sw."key" = 'sweep/' || h."sweepId" AND sw."deliveredAt" IS NULL AND sw."failedAt" IS NULL))`;
 
-/** A head (h) that is a history line whose previous line is not in the outbox yet waits for it. */
-const WAITS_FOR_LINE = Prisma.sql`(h."kind" = 'history' AND h."step" > 0 AND NOT EXISTS (
+/** A row (alias `a`) that is a history line whose previous line is not in the outbox yet waits for it. */
+const waitsForLine = (a: 'h' | 'o') => Prisma.sql`(${Prisma.raw(a)}."kind" = 'history' AND ${Prisma.raw(a)}."step" > 0 AND NOT EXISTS (
   SELECT 1 FROM "WandbOutbox" pl
-  WHERE pl."trialId" = h."trialId" AND pl."kind" = 'history' AND pl."step" = h."step" - 1))`;
+  WHERE pl."trialId" = ${Prisma.raw(a)}."trialId" AND pl."kind" = 'history' AND pl."step" = ${Prisma.raw(a)}."step" - 1))`;
+const WAITS_FOR_LINE = waitsForLine('h');
 
 /** Overwrite on a repeated key: the new payload is sent again, from scratch. */
 const OVERWRITE = Prisma.sql`
@@ -228,6 +229,8 @@ interface Row {
   attempts: number;
   due: boolean;
   failed: boolean;
+  /** A history line whose previous line is not in the outbox yet. */
+  waits: boolean;
 }
 
 interface RunTarget {
@@ -431,7 +434,7 @@ export class OutboxDelivery {
         const head = rows[0];
         if (!head || head.failed || !head.due) break;
         // A line goes only after the one before it: W&B's file stream gets no gaps.
-        if (head.kind === 'history' && head.step! > 0 && !(await this.lineWritten(trialId, head.step! - 1))) break;
+        if (head.waits) break;
         const upsert = head.kind === 'run' || !target.entity || !target.project;
         // A run joins its sweep on W&B: while the sweep's registration is still to be sent,
         // the run waits for it.
@@ -569,16 +572,10 @@ export class OutboxDelivery {
   private async rows(where: Prisma.Sql, limit = 1): Promise<Row[]> {
     return this.prisma.$queryRaw<Row[]>`
       SELECT o."id"::text AS id, o."kind", o."key", o."step", o."payload", o."revision", o."attempts",
-             (o."nextAttemptAt" <= now()) AS due, (o."failedAt" IS NOT NULL) AS failed
+             (o."nextAttemptAt" <= now()) AS due, (o."failedAt" IS NOT NULL) AS failed, ${waitsForLine('o')} AS waits
       FROM "WandbOutbox" o WHERE ${where}
       ORDER BY ${KIND_ORDER}, o."step" NULLS FIRST, o."id"
       LIMIT ${limit}`;
-  }
-
-  private async lineWritten(trialId: string, step: number): Promise<boolean> {
-    const [r] = await this.prisma.$queryRaw<{ n: number }[]>`
-      SELECT COUNT(*)::int AS n FROM "WandbOutbox" WHERE "trialId" = ${trialId} AND "kind" = 'history' AND "step" = ${step}`;
-    return (r?.n ?? 0) > 0;
   }
 
   /** Marks rows sent, unless they were overwritten meanwhile (then the new payload goes next). */
