@@ -21,6 +21,7 @@ import { generateDataset } from '../src/data/generate/index.ts';
 import { toTrainSet } from '../src/data/trainset.ts';
 import { initBackend, type BackendChoice } from '../src/train/backend.ts';
 import { forwardMacs } from '../src/train/model.ts';
+import { kernelDims, receptiveField } from '../src/train/geometry.ts';
 import { DEFAULT_PARAMS, resolveParams } from '../src/train/params.ts';
 import { TrainingAborted, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
 import { writeFileAtomic } from '../src/train/io.ts';
@@ -32,6 +33,7 @@ const { values: a } = parseArgs({
     test: { type: 'string', default: '2000' },
     width: { type: 'string', default: '0.125' },
     kernel: { type: 'string', default: '3' },
+    'kernel-width': { type: 'string', default: '0' },
     batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '0.001' },
     'lr-decay': { type: 'string', default: '1' },
@@ -65,6 +67,7 @@ const params = {
   ...DEFAULT_PARAMS,
   width: Number(a.width),
   kernel_size: Number(a.kernel),
+  kernel_width: Number(a['kernel-width']),
   batch_size: Number(a.batch),
   lr: Number(a.lr),
   lr_decay: Number(a['lr-decay']),
@@ -105,7 +108,7 @@ const cpuMinutes = () => {
 };
 const machine = `${cpus()[0].model}, ${cpus().length} cores`;
 const spec = { ...params, height: 60, imageWidth: 200, length: 6, classes: 36 };
-console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, ` +
+console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, kernel ${kernelDims(params).join('x')} (receptive field ${kernelDims(params).map(receptiveField).join('x')} px), ` +
   `${(forwardMacs(spec) / 1e6).toFixed(0)} MMAC/image forward, backend ${active.backend}, ${machine}`);
 console.log('| phase | epoch | cpu min | wall min | train img/s | loss | val seq | val char by position | test char | test seq |');
 console.log('|---|---|---|---|---|---|---|---|---|---|');

@@ -9,24 +9,55 @@ export const DEFAULT_IMAGE_SIZE = { height: 60, width: 200 } as const;
 /** Filters of the trunk's conv blocks at width 1; MaxPool 2x2 follows every block but the last. */
 export const BASE_FILTERS = [64, 128, 256, 512] as const;
 
-/** Height and width of the last block's output: each block's first conv is 'valid'. */
-export function featureMapSize(spec: { kernel_size: number; height: number; imageWidth: number }): [number, number] {
-  let h = spec.height;
-  let w = spec.imageWidth;
-  for (let i = 0; i < BASE_FILTERS.length; i++) {
-    h -= spec.kernel_size - 1;
-    w -= spec.kernel_size - 1;
-    if (i < BASE_FILTERS.length - 1) {
-      h = Math.floor(h / 2);
-      w = Math.floor(w / 2);
-    }
-  }
-  return [h, w];
+/** A conv kernel's size: `kernel_size` high and `kernel_width` wide (0 or absent: square). */
+export interface KernelShape {
+  kernel_size: number;
+  kernel_width?: number;
 }
 
-/** The largest kernel size whose last feature map is not empty (4 for 60x200 images). */
-export function maxKernelSize(height: number, imageWidth: number): number {
+/** [height, width] of the conv kernels. */
+export function kernelDims(spec: KernelShape): [number, number] {
+  return [spec.kernel_size, spec.kernel_width || spec.kernel_size];
+}
+
+/** The length of the last block's output along one axis of `length` pixels, for kernel extent `k`. */
+export function mapLength(length: number, k: number): number {
+  let n = length;
+  for (let i = 0; i < BASE_FILTERS.length; i++) {
+    n -= k - 1; // each block's first conv is 'valid'
+    if (i < BASE_FILTERS.length - 1) n = Math.floor(n / 2);
+  }
+  return n;
+}
+
+/** Height and width of the last block's output. */
+export function featureMapSize(spec: KernelShape & { height: number; imageWidth: number }): [number, number] {
+  const [kh, kw] = kernelDims(spec);
+  return [mapLength(spec.height, kh), mapLength(spec.imageWidth, kw)];
+}
+
+/** The largest kernel extent that leaves a feature map along an axis of `length` pixels. */
+export function maxKernelExtent(length: number): number {
   let k = 1;
-  while (featureMapSize({ kernel_size: k + 1, height, imageWidth }).every((d) => d >= 1)) k += 1;
+  while (mapLength(length, k + 1) >= 1) k += 1;
   return k;
+}
+
+/** The largest square kernel whose last feature map is not empty (4 for 60x200 images). */
+export function maxKernelSize(height: number, imageWidth: number): number {
+  return Math.min(maxKernelExtent(height), maxKernelExtent(imageWidth));
+}
+
+/** Receptive field of the last conv along one axis, in input pixels, for kernel extent `k`. */
+export function receptiveField(k: number): number {
+  let rf = 1;
+  let jump = 1;
+  for (let i = 0; i < BASE_FILTERS.length; i++) {
+    rf += 2 * (k - 1) * jump; // the block's two convs
+    if (i < BASE_FILTERS.length - 1) {
+      rf += jump; // MaxPool 2x2, stride 2
+      jump *= 2;
+    }
+  }
+  return rf;
 }

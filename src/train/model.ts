@@ -18,12 +18,15 @@ import * as tf from './tf.ts';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
-import { BASE_FILTERS, featureMapSize, maxKernelSize } from './geometry.ts';
+import { BASE_FILTERS, featureMapSize, kernelDims, maxKernelExtent } from './geometry.ts';
 
 export const GRU_UNITS = 128;
 
 export interface ModelSpec {
+  /** The conv kernels' height, and their width unless `kernel_width` is set. */
   kernel_size: number;
+  /** The conv kernels' width (0 or absent: `kernel_size`, a square kernel as in the report). */
+  kernel_width?: number;
   alpha: number;
   dropout: number;
   width: number;
@@ -213,10 +216,16 @@ tf.serialization.registerClass(TimeStep);
  */
 function cnnTrunk(spec: ModelSpec): { input: tfl.SymbolicTensor; pooled: tfl.SymbolicTensor } {
   const [h, w] = featureMapSize(spec);
+  const [kh, kw] = kernelDims(spec);
   if (h < 1 || w < 1) {
+    const maxH = maxKernelExtent(spec.height);
+    const maxW = maxKernelExtent(spec.imageWidth);
+    const what = spec.kernel_width ? `a ${kh}x${kw} kernel (kernel_size x kernel_width)` : `kernel_size ${kh}`;
     throw new UserError(
-      `kernel_size ${spec.kernel_size} leaves no feature map for ${spec.height}x${spec.imageWidth} images ` +
-        `(each block's first conv is 'valid'); the largest kernel that fits is ${maxKernelSize(spec.height, spec.imageWidth)}`,
+      `${what} leaves no feature map for ${spec.height}x${spec.imageWidth} images (each block's first conv is 'valid'); ` +
+        (spec.kernel_width
+          ? `kernel_size (the height) fits up to ${maxH}, kernel_width up to ${maxW}`
+          : `the largest kernel that fits is ${Math.min(maxH, maxW)}`),
     );
   }
   const input = tfl.input({ shape: [spec.height, spec.imageWidth, 3], name: 'image' });
@@ -225,7 +234,7 @@ function cnnTrunk(spec: ModelSpec): { input: tfl.SymbolicTensor; pooled: tfl.Sym
   const conv = (x: tfl.SymbolicTensor, filters: number, padding: 'valid' | 'same', name: string) => {
     const args: ConvArgs = {
       filters,
-      kernelSize: spec.kernel_size,
+      kernelSize: [kh, kw],
       padding,
       kernelInitializer: tfl.initializers.heNormal({ seed: layerSeed++ }),
       kernelRegularizer: regularizer,
@@ -317,16 +326,16 @@ export function l2Penalty(model: tfl.LayersModel, alpha: number): tf.Scalar | nu
  * Used by the throughput benchmark to show the fraction of the CPU's peak reached.
  */
 export function forwardMacs(spec: ModelSpec): number {
-  const k = spec.kernel_size;
+  const [kh, kw] = kernelDims(spec);
   let h = spec.height;
   let w = spec.imageWidth;
   let cin = 3;
   let macs = 0;
   filtersFor(spec.width).forEach((f, i) => {
-    h = h - k + 1;
-    w = w - k + 1;
-    macs += h * w * k * k * cin * f; // valid conv
-    macs += h * w * k * k * f * f; // same conv
+    h = h - kh + 1;
+    w = w - kw + 1;
+    macs += h * w * kh * kw * cin * f; // valid conv
+    macs += h * w * kh * kw * f * f; // same conv
     cin = f;
     if (i < BASE_FILTERS.length - 1) {
       h = Math.floor(h / 2);

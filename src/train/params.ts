@@ -3,7 +3,7 @@
  * their domains. Values not known here pass through untouched (a sweep may carry extra keys).
  */
 import { UserError } from '../util/errors.ts';
-import { DEFAULT_IMAGE_SIZE, maxKernelSize } from './geometry.ts';
+import { DEFAULT_IMAGE_SIZE, maxKernelExtent, maxKernelSize } from './geometry.ts';
 
 /** A parameter's domain; `expected` is how it reads in a message ("a number > 0"). */
 export interface Domain {
@@ -32,6 +32,7 @@ export interface TrainerParam extends Domain {
 export const TRAINER_PARAMS = {
   // The image size bounds it (SWEEP_PARAM_DOMAINS below); even sizes pad 'same' as Keras does.
   kernel_size: { integer: true, min: 1, default: 3, expected: 'an integer >= 1', doc: 'convolution kernel size' },
+  kernel_width: { integer: true, min: 0, default: 0, expected: 'an integer >= 0 (0 = kernel_size)', doc: 'convolution kernel width (across the image); kernel_size is then its height; 0 = square', omitAtDefault: true },
   alpha: { min: 0, default: 1e-4, expected: 'a number >= 0', doc: 'L2 weight decay coefficient' },
   dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },
   lr: { min: 0, minExclusive: true, default: 1e-3, expected: 'a number > 0', doc: 'Adam learning rate' },
@@ -50,9 +51,10 @@ export const TRAINER_PARAMS = {
 export type TrainerParamName = keyof typeof TRAINER_PARAMS;
 
 const SWEEP_MAX_KERNEL = maxKernelSize(DEFAULT_IMAGE_SIZE.height, DEFAULT_IMAGE_SIZE.width);
+const SWEEP_MAX_KERNEL_WIDTH = maxKernelExtent(DEFAULT_IMAGE_SIZE.width);
 /**
  * The domains a sweep file is checked against. Sweep trials always train on the default image
- * size, which bounds kernel_size; `sweep train --height/--width` may take other sizes, so the
+ * size, which bounds kernel_size (the kernel's height when kernel_width is set) and kernel_width; `sweep train --height/--width` may take other sizes, so the
  * trainer's own domain (used for --set) leaves it open and the model refuses a kernel that does not fit.
  */
 export const SWEEP_PARAM_DOMAINS: Record<TrainerParamName, Domain> = {
@@ -61,6 +63,11 @@ export const SWEEP_PARAM_DOMAINS: Record<TrainerParamName, Domain> = {
     ...TRAINER_PARAMS.kernel_size,
     max: SWEEP_MAX_KERNEL,
     expected: `an integer from 1 to ${SWEEP_MAX_KERNEL} (trials train on ${DEFAULT_IMAGE_SIZE.height}x${DEFAULT_IMAGE_SIZE.width} images, where a larger kernel leaves no feature map)`,
+  },
+  kernel_width: {
+    ...TRAINER_PARAMS.kernel_width,
+    max: SWEEP_MAX_KERNEL_WIDTH,
+    expected: `an integer from 0 to ${SWEEP_MAX_KERNEL_WIDTH} (0 = kernel_size; trials train on images ${DEFAULT_IMAGE_SIZE.width} wide, where a wider kernel leaves no feature map)`,
   },
 };
 export type TrainParams = { [K in TrainerParamName]: number };

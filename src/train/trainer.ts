@@ -240,6 +240,7 @@ class Trial {
     const { params, shape, backend } = input;
     this.spec = {
       kernel_size: params.kernel_size,
+      kernel_width: params.kernel_width,
       alpha: params.alpha,
       dropout: params.dropout,
       width: params.width,

@@ -121,4 +121,28 @@ describe('kernel sizes', () => {
     k4.dispose();
     expect(() => buildGruModel({ ...spec, width: 0.125, kernel_size: 5 })).toThrow(/kernel_size 5 leaves no feature map for 60x200 images.*largest kernel that fits is 4/);
   });
+
+  it('takes a wide kernel (kernel_width): its conv kernels, feature map, MACs and limits', async () => {
+    const { featureMapSize, maxKernelExtent, receptiveField } = await import('../../src/train/geometry.ts');
+    expect(receptiveField(3)).toBe(68);
+    expect(receptiveField(4)).toBe(98);
+    expect(receptiveField(7)).toBe(188);
+    expect(maxKernelExtent(200)).toBe(13);
+    expect(featureMapSize({ kernel_size: 3, kernel_width: 7, height: 60, imageWidth: 200 })).toEqual([3, 13]);
+    expect(featureMapSize({ kernel_size: 3, kernel_width: 0, height: 60, imageWidth: 200 })).toEqual([3, 21]);
+    const wide = buildGruModel({ ...spec, width: 0.125, kernel_size: 3, kernel_width: 7 });
+    const convs = wide.layers.filter((l) => /_conv\d$/.test(l.name));
+    expect(convs).toHaveLength(8);
+    for (const c of convs) expect(c.getWeights()[0].shape.slice(0, 2)).toEqual([3, 7]);
+    expect(wide.outputs.map((o) => o.shape)).toEqual(Array.from({ length: 6 }, () => [null, 36]));
+    wide.dispose();
+    // MACs scale with the kernel's area: a 3x7 kernel against 3x3 on the same feature map sizes.
+    const square = forwardMacs({ ...spec, kernel_size: 3 });
+    const same = forwardMacs({ ...spec, kernel_size: 3, kernel_width: 3 });
+    expect(same).toBe(square);
+    expect(forwardMacs({ ...spec, kernel_size: 3, kernel_width: 7 })).toBeGreaterThan(square * 1.5);
+    expect(() => buildGruModel({ ...spec, width: 0.125, kernel_size: 3, kernel_width: 14 })).toThrow(
+      /3x14 kernel \(kernel_size x kernel_width\) leaves no feature map for 60x200 images.*kernel_size \(the height\) fits up to 4, kernel_width up to 13/,
+    );
+  });
 });

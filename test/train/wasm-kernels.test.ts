@@ -109,16 +109,18 @@ describe('registration', () => {
 });
 
 describe('conv2d gradients vs cpu', () => {
-  const cases: { k: number; pad: 'valid' | 'same'; cin: number; cout: number; h: number; w: number }[] = [];
+  const cases: { k: number; kw?: number; pad: 'valid' | 'same'; cin: number; cout: number; h: number; w: number }[] = [];
   for (const k of [1, 2, 3, 4, 5, 7]) for (const pad of ['valid', 'same'] as const) cases.push({ k, pad, cin: 3, cout: 4, h: 9, w: 11 });
   cases.push({ k: 3, pad: 'same', cin: 8, cout: 6, h: 6, w: 7 });
   cases.push({ k: 4, pad: 'same', cin: 2, cout: 3, h: 6, w: 7 }); // even kernel: asymmetric 'same' padding
+  // Wide kernels (kernel_width): odd and even widths, both paddings.
+  for (const [k, kw] of [[3, 7], [4, 6], [2, 5]]) for (const pad of ['valid', 'same'] as const) cases.push({ k, kw, pad, cin: 3, cout: 4, h: 7, w: 12 });
 
-  it.each(cases)('k=$k $pad $cin->$cout, batch 2, $h x $w', async ({ k, pad, cin, cout, h, w }) => {
-    const x = uniform([2, h, w, cin], 11 + k);
-    const filter = uniform([k, k, cin, cout], 23 + k);
+  it.each(cases)('k=$k kw=$kw $pad $cin->$cout, batch 2, $h x $w', async ({ k, kw = k, pad, cin, cout, h, w }) => {
+    const x = uniform([2, h, w, cin], 11 + k + kw);
+    const filter = uniform([k, kw, cin, cout], 23 + k + kw);
     const hOut = pad === 'same' ? h : h - k + 1;
-    const wOut = pad === 'same' ? w : w - k + 1;
+    const wOut = pad === 'same' ? w : w - kw + 1;
     const dy = uniform([2, hOut, wOut, cout], 37 + k);
     // conv2DBackpropInput is public as conv2dTranspose; conv2DBackpropFilter only via the gradient.
     await expectSameOnBoth([x, filter, dy], (xt, ft, dyt) => [
