@@ -274,6 +274,12 @@ describe('trials', () => {
     const [decayed] = expandSweep(sweep('method: grid', 'train:', '  lr_decay: 0.9', 'parameters:', '  dropout: {values: [0.1]}'));
     expect(decayed.params.lr_decay).toBe(0.9);
     expect(decayed.id).not.toBe(plain.id);
+    expect(plain.params).not.toHaveProperty('kernel_width');
+    const [square] = expandSweep(sweep('method: grid', 'train:', '  kernel_width: 0', 'parameters:', '  dropout: {values: [0.1]}'));
+    expect(square.id).toBe(plain.id);
+    const wide = expandSweep(sweep('method: grid', 'parameters:', '  dropout: {values: [0.1]}', '  kernel_width: {values: [0, 7]}'));
+    expect(wide.map((t) => t.params.kernel_width)).toEqual([0, 7]);
+    expect(new Set([plain.id, ...wide.map((t) => t.id)]).size).toBe(3);
   });
 
   it('take their seed from a swept `seed` parameter', () => {

@@ -112,6 +112,7 @@ describe('valid files', () => {
     expect(spec.train).toEqual({
       backend: 'auto',
       kernel_size: 3,
+      kernel_width: 0,
       alpha: 1e-4,
       dropout: 0.2,
       lr: 1e-3,
@@ -385,6 +386,8 @@ describe('trainer parameters: every value a sweep can produce must be in the dom
     ['dropout: {values: [0.1, 0.2, 1.2]}', 'parameters.dropout.values[2]', '1.2 is not a valid dropout: must be a number in [0, 1)'],
     ['kernel_size: {values: [3, 0]}', 'parameters.kernel_size.values[1]', '0 is not a valid kernel_size: must be an integer from 1 to 4 (trials train on 60x200 images, where a larger kernel leaves no feature map)'],
     ['kernel_size: {values: [3, 5]}', 'parameters.kernel_size.values[1]', '5 is not a valid kernel_size: must be an integer from 1 to 4 (trials train on 60x200 images, where a larger kernel leaves no feature map)'],
+    ['kernel_width: {values: [7, 14]}', 'parameters.kernel_width.values[1]', '14 is not a valid kernel_width: must be an integer from 0 to 13 (0 = kernel_size; trials train on images 200 wide, where a wider kernel leaves no feature map)'],
+    ['kernel_width: {values: [7, 2.5]}', 'parameters.kernel_width.values[1]', '2.5 is not a valid kernel_width: must be an integer from 0 to 13 (0 = kernel_size; trials train on images 200 wide, where a wider kernel leaves no feature map)'],
     ['lr: {value: 0}', 'parameters.lr.value', '0 is not a valid lr: must be a number > 0'],
     ['alpha: {value: -1}', 'parameters.alpha.value', '-1 is not a valid alpha: must be a number >= 0'],
     ['batch_size: {values: [32, "64"]}', 'parameters.batch_size.values[1]', 'the string "64" is not a valid batch_size: must be an integer >= 1'],
