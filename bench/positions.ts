@@ -2,7 +2,12 @@
  * What a checkpoint gets wrong, per character position: is a wrong character one the image
  * holds elsewhere (recognised, but put in the wrong place) or one it does not hold at all?
  *
- *   npx tsx bench/positions.ts --model DIR/model.json --data DIR [--json]
+ *   npx tsx bench/positions.ts --model DIR/model.json --data DIR [--batch-stats] [--json]
+ *
+ * --batch-stats evaluates in training mode, with BatchNorm normalising by each batch's own
+ * statistics (batches of 16, as the accuracy runs train) instead of its moving averages: when
+ * that scores far higher, the weights are fine and the moving averages are what broke. It also
+ * turns dropout on, so use it on models trained without dropout.
  *
  * For each position: accuracy; "in the label" (the predicted character occurs somewhere in the
  * label); and the accuracy a model would reach that knew the label's characters but not their
@@ -21,7 +26,7 @@ import '../src/train/model.ts'; // registers the model's own layer classes
 import * as tf from '../src/train/tf.ts';
 
 const { values: a } = parseArgs({
-  options: { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean', default: false } },
+  options: { model: { type: 'string' }, data: { type: 'string' }, 'batch-stats': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
 });
 if (!a.model || !a.data) {
   console.error('usage: npx tsx bench/positions.ts --model DIR/model.json --data DIR [--json]');
@@ -37,14 +42,17 @@ const set = toTrainSet(await loadDataset(a.data, { spec: DEFAULT_LABEL_SPEC, hei
 const correct = new Array<number>(L).fill(0);
 const inLabel = new Array<number>(L).fill(0);
 let orderBlind = 0;
+let allRight = 0;
 let n = 0;
-for await (const b of set.batches({ batchSize: 64, shuffle: false, seed: 0, epoch: 0 })) {
+for await (const b of set.batches({ batchSize: a['batch-stats'] ? 16 : 64, shuffle: false, seed: 0, epoch: 0 })) {
   const argmax = tf.tidy(() => {
-    const outputs = model.predict(tf.tensor4d(b.x, [b.n, h, w, 3])) as tf.Tensor[];
+    const x = tf.tensor4d(b.x, [b.n, h, w, 3]);
+    const outputs = (a['batch-stats'] ? model.apply(x, { training: true }) : model.predict(x)) as tf.Tensor[];
     return tf.argMax(tf.stack(outputs, 1), 2).dataSync() as Int32Array;
   });
   for (let i = 0; i < b.n; i++) {
     const label = Array.from(b.y.subarray(i * L, (i + 1) * L));
+    if (label.every((c, j) => argmax[i * L + j] === c)) allRight++;
     for (let j = 0; j < L; j++) {
       const p = argmax[i * L + j];
       if (p === label[j]) correct[j]++;
@@ -57,6 +65,7 @@ for await (const b of set.batches({ batchSize: 64, shuffle: false, seed: 0, epoc
 const result = {
   images: n,
   classes: C,
+  sequence_accuracy: allRight / n,
   accuracy_by_position: correct.map((c) => c / n),
   in_label_by_position: inLabel.map((c) => c / n),
   wrong_but_in_label_by_position: inLabel.map((c, j) => (c - correct[j]) / Math.max(1, n - correct[j])),
@@ -65,11 +74,12 @@ const result = {
 if (a.json) {
   console.log(JSON.stringify(result, null, 1));
 } else {
-  console.log(`# ${a.model} on ${a.data}: ${n} images`);
+  console.log(`# ${a.model} on ${a.data}: ${n} images${a['batch-stats'] ? ', BatchNorm with batch statistics (training mode)' : ''}`);
   console.log(`| position | ${result.accuracy_by_position.map((_, j) => j + 1).join(' | ')} |`);
   console.log(`|---|${result.accuracy_by_position.map(() => '---').join('|')}|`);
   console.log(`| accuracy | ${result.accuracy_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
   console.log(`| predicted character is in the label | ${result.in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
   console.log(`| of the wrong ones, in the label elsewhere | ${result.wrong_but_in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
+  console.log(`# sequence accuracy (all six right): ${result.sequence_accuracy.toFixed(4)}`);
   console.log(`# order-blind guess for positions 2-5 (1 / distinct characters there): ${result.order_blind_guess_middle.toFixed(3)}`);
 }
