@@ -21,7 +21,7 @@ import { generateDataset } from '../src/data/generate/index.ts';
 import { toTrainSet } from '../src/data/trainset.ts';
 import { initBackend, type BackendChoice } from '../src/train/backend.ts';
 import { forwardMacs } from '../src/train/model.ts';
-import { kernelDims, receptiveField } from '../src/train/geometry.ts';
+import { axisView, kernelDims } from '../src/train/geometry.ts';
 import { DEFAULT_PARAMS, resolveParams } from '../src/train/params.ts';
 import { TrainingAborted, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
 import { writeFileAtomic } from '../src/train/io.ts';
@@ -108,7 +108,10 @@ const cpuMinutes = () => {
 };
 const machine = `${cpus()[0].model}, ${cpus().length} cores`;
 const spec = { ...params, height: 60, imageWidth: 200, length: 6, classes: 36 };
-console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, kernel ${kernelDims(params).join('x')} (receptive field ${kernelDims(params).map(receptiveField).join('x')} px), ` +
+const [kh, kw] = kernelDims(params);
+const view = { h: axisView(spec.height, kh), w: axisView(spec.imageWidth, kw) };
+console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, kernel ${kernelDims(params).join('x')} ` +
+  `(last map ${view.h.size}x${view.w.size}, receptive field ${view.h.field}x${view.w.field} px, columns centred at x = ${view.w.firstCentre}..${view.w.lastCentre}), ` +
   `${(forwardMacs(spec) / 1e6).toFixed(0)} MMAC/image forward, backend ${active.backend}, ${machine}`);
 console.log('| phase | epoch | cpu min | wall min | train img/s | loss | val seq | val char by position | test char | test seq |');
 console.log('|---|---|---|---|---|---|---|---|---|---|');

@@ -29,7 +29,7 @@ const { values: a } = parseArgs({
   options: { model: { type: 'string' }, data: { type: 'string' }, 'batch-stats': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
 });
 if (!a.model || !a.data) {
-  console.error('usage: npx tsx bench/positions.ts --model DIR/model.json --data DIR [--json]');
+  console.error('usage: npx tsx bench/positions.ts --model DIR/model.json --data DIR [--batch-stats] [--json]');
   process.exit(2);
 }
 await initBackend('auto', () => {});

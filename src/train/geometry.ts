@@ -20,14 +20,38 @@ export function kernelDims(spec: KernelShape): [number, number] {
   return [spec.kernel_size, spec.kernel_width || spec.kernel_size];
 }
 
+/**
+ * What the last block's output covers along one axis of `length` pixels, for kernel extent `k`:
+ * its size, the receptive field of one of its cells, and the centres (in input pixels, pixel i
+ * centred at i) of its first and last cells. Each block's first conv is 'valid', its second
+ * 'same' (padding one less before than after for even k, as Keras), then MaxPool 2x2.
+ */
+export function axisView(length: number, k: number): { size: number; field: number; firstCentre: number; lastCentre: number } {
+  let size = length;
+  let field = 1;
+  let jump = 1; // input pixels between neighbouring cells
+  let first = 0; // centre of the first cell
+  const conv = (padBefore: number) => {
+    first += ((k - 1) / 2 - padBefore) * jump;
+    field += (k - 1) * jump;
+  };
+  for (let i = 0; i < BASE_FILTERS.length; i++) {
+    size -= k - 1;
+    conv(0);
+    conv(Math.floor((k - 1) / 2));
+    if (i < BASE_FILTERS.length - 1) {
+      size = Math.floor(size / 2);
+      first += jump / 2;
+      field += jump;
+      jump *= 2;
+    }
+  }
+  return { size, field, firstCentre: first, lastCentre: first + (size - 1) * jump };
+}
+
 /** The length of the last block's output along one axis of `length` pixels, for kernel extent `k`. */
 export function mapLength(length: number, k: number): number {
-  let n = length;
-  for (let i = 0; i < BASE_FILTERS.length; i++) {
-    n -= k - 1; // each block's first conv is 'valid'
-    if (i < BASE_FILTERS.length - 1) n = Math.floor(n / 2);
-  }
-  return n;
+  return axisView(length, k).size;
 }
 
 /** Height and width of the last block's output. */
@@ -46,18 +70,4 @@ export function maxKernelExtent(length: number): number {
 /** The largest square kernel whose last feature map is not empty (4 for 60x200 images). */
 export function maxKernelSize(height: number, imageWidth: number): number {
   return Math.min(maxKernelExtent(height), maxKernelExtent(imageWidth));
-}
-
-/** Receptive field of the last conv along one axis, in input pixels, for kernel extent `k`. */
-export function receptiveField(k: number): number {
-  let rf = 1;
-  let jump = 1;
-  for (let i = 0; i < BASE_FILTERS.length; i++) {
-    rf += 2 * (k - 1) * jump; // the block's two convs
-    if (i < BASE_FILTERS.length - 1) {
-      rf += jump; // MaxPool 2x2, stride 2
-      jump *= 2;
-    }
-  }
-  return rf;
 }

@@ -18,7 +18,7 @@ import * as tf from './tf.ts';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
-import { BASE_FILTERS, featureMapSize, kernelDims, maxKernelExtent } from './geometry.ts';
+import { BASE_FILTERS, featureMapSize, kernelDims, maxKernelExtent, maxKernelSize } from './geometry.ts';
 
 export const GRU_UNITS = 128;
 
@@ -218,14 +218,12 @@ function cnnTrunk(spec: ModelSpec): { input: tfl.SymbolicTensor; pooled: tfl.Sym
   const [h, w] = featureMapSize(spec);
   const [kh, kw] = kernelDims(spec);
   if (h < 1 || w < 1) {
-    const maxH = maxKernelExtent(spec.height);
-    const maxW = maxKernelExtent(spec.imageWidth);
     const what = spec.kernel_width ? `a ${kh}x${kw} kernel (kernel_size x kernel_width)` : `kernel_size ${kh}`;
     throw new UserError(
       `${what} leaves no feature map for ${spec.height}x${spec.imageWidth} images (each block's first conv is 'valid'); ` +
         (spec.kernel_width
-          ? `kernel_size (the height) fits up to ${maxH}, kernel_width up to ${maxW}`
-          : `the largest kernel that fits is ${Math.min(maxH, maxW)}`),
+          ? `kernel_size (the height) fits up to ${maxKernelExtent(spec.height)}, kernel_width up to ${maxKernelExtent(spec.imageWidth)}`
+          : `the largest kernel that fits is ${maxKernelSize(spec.height, spec.imageWidth)}`),
     );
   }
   const input = tfl.input({ shape: [spec.height, spec.imageWidth, 3], name: 'image' });

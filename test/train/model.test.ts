@@ -123,10 +123,12 @@ describe('kernel sizes', () => {
   });
 
   it('takes a wide kernel (kernel_width): its conv kernels, feature map, MACs and limits', async () => {
-    const { featureMapSize, maxKernelExtent, receptiveField } = await import('../../src/train/geometry.ts');
-    expect(receptiveField(3)).toBe(68);
-    expect(receptiveField(4)).toBe(98);
-    expect(receptiveField(7)).toBe(188);
+    const { featureMapSize, maxKernelExtent, axisView } = await import('../../src/train/geometry.ts');
+    // Receptive field and the centres of the first and last columns of the last map (x in pixels).
+    expect(axisView(200, 3)).toEqual({ size: 21, field: 68, firstCentre: 18.5, lastCentre: 178.5 });
+    expect(axisView(200, 4)).toEqual({ size: 19, field: 98, firstCentre: 33.5, lastCentre: 177.5 });
+    expect(axisView(200, 5)).toEqual({ size: 17, field: 128, firstCentre: 33.5, lastCentre: 161.5 });
+    expect(axisView(200, 7)).toEqual({ size: 13, field: 188, firstCentre: 48.5, lastCentre: 144.5 });
     expect(maxKernelExtent(200)).toBe(13);
     expect(featureMapSize({ kernel_size: 3, kernel_width: 7, height: 60, imageWidth: 200 })).toEqual([3, 13]);
     expect(featureMapSize({ kernel_size: 3, kernel_width: 0, height: 60, imageWidth: 200 })).toEqual([3, 21]);
