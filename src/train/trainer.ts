@@ -415,6 +415,7 @@ class Trial {
         events?.batchEnd?.({ phase, epoch, epochs, batch, batches: batchesPerEpoch, loss: lossSum / seen });
       }
       const trainSeconds = (performance.now() - started) / 1000;
+      if (params.precise_bn > 0) await this.recalibrateBatchNorm(model, phase, epoch);
       const val = await this.evaluate(model, data.val);
       const m: EpochMetrics = {
         phase,
@@ -515,6 +516,54 @@ class Trial {
     optimizer.applyGradients(named);
     tf.dispose(grads!);
     return { loss, chars, seqs };
+  }
+
+  /**
+   * Precise BatchNorm: replaces each BN layer's moving mean and variance with the average of
+   * its batch statistics over the first `precise_bn` training images of a shuffled pass (batches
+   * of batch_size, dropout off, as at inference). The moving averages (momentum 0.99) trail
+   * the weights, and while the weights still move fast they can be far enough off to ruin the
+   * validation and the checkpoint of a trunk that is fine with its batch statistics. Training
+   * does not read the moving statistics, so this changes no later epoch's updates.
+   */
+  private async recalibrateBatchNorm(model: tfl.LayersModel, phase: Phase, epoch: number): Promise<void> {
+    const { params, data, shape } = this.input;
+    const norms = model.layers.filter((l) => l.getClassName() === 'BatchNormalization') as Array<tfl.layers.Layer & { momentum: number }>;
+    if (!norms.length) return;
+    const dropouts = dropoutLayers(model) as Array<tfl.layers.Layer & { rate: number }>;
+    const momenta = norms.map((l) => l.momentum);
+    const rates = dropouts.map((l) => l.rate);
+    const batchSize = Math.min(params.batch_size, data.train.size);
+    const batches = Math.max(1, Math.floor(params.precise_bn / batchSize));
+    // The inference batch (no gradients) can be larger than the training micro-batch.
+    const chunk = Math.max(this.micro, Math.min(batchSize, 32));
+    const pixels = shape.height * shape.width * 3;
+    try {
+      dropouts.forEach((l) => (l.rate = 0));
+      let k = 0;
+      // A data order of its own, so the next epoch's order is untouched.
+      const seed = params.seed * 2 + (phase === 'gru' ? 1 : 0) + 0x5eed;
+      for await (const b of data.train.batches({ batchSize, shuffle: true, seed, epoch, dropRemainder: data.train.size >= batchSize })) {
+        if (k >= batches) break;
+        k++;
+        // Batch k updates with momentum 1 - 1/k: after it each moving statistic is the mean of
+        // the k batches' statistics. BN sees a batch's statistics only when the batch is one
+        // forward pass, so a batch larger than `chunk` contributes its chunks in turn.
+        for (let s = 0, c = 0; s < b.n; s += chunk, c++) {
+          const m = Math.min(chunk, b.n - s);
+          const parts = Math.ceil(b.n / chunk);
+          const index = (k - 1) * parts + c + 1;
+          norms.forEach((l) => (l.momentum = 1 - 1 / index));
+          tf.tidy(() => {
+            model.apply(imageTensor(b.x.subarray(s * pixels, (s + m) * pixels), m, shape), { training: true });
+          });
+        }
+      }
+      this.log(`${phase} epoch ${epoch + 1}: BatchNorm statistics re-estimated over ${k * batchSize} training images`);
+    } finally {
+      norms.forEach((l, i) => (l.momentum = momenta[i]));
+      dropouts.forEach((l, i) => (l.rate = rates[i]));
+    }
   }
 
   /** Loss and accuracy on a set; with `probs`, also every per-character probability. */

@@ -280,6 +280,12 @@ describe('trials', () => {
     const wide = expandSweep(sweep('method: grid', 'parameters:', '  dropout: {values: [0.1]}', '  kernel_width: {values: [0, 7]}'));
     expect(wide.map((t) => t.params.kernel_width)).toEqual([0, 7]);
     expect(new Set([plain.id, ...wide.map((t) => t.id)]).size).toBe(3);
+    expect(plain.params).not.toHaveProperty('precise_bn');
+    const [moving] = expandSweep(sweep('method: grid', 'train:', '  precise_bn: 0', 'parameters:', '  dropout: {values: [0.1]}'));
+    expect(moving.id).toBe(plain.id);
+    const [precise] = expandSweep(sweep('method: grid', 'train:', '  precise_bn: 2000', 'parameters:', '  dropout: {values: [0.1]}'));
+    expect(precise.params.precise_bn).toBe(2000);
+    expect(precise.id).not.toBe(plain.id);
   });
 
   it('take their seed from a swept `seed` parameter', () => {

@@ -7,7 +7,10 @@ import { loadDataset } from '../../src/data/dataset.ts';
 import { generateDataset } from '../../src/data/generate/index.ts';
 import { toTrainSet } from '../../src/data/trainset.ts';
 import { initBackend } from '../../src/train/backend.ts';
+import { fileUrl } from '../../src/train/io.ts';
 import { DEFAULT_PARAMS, type TrainParams } from '../../src/train/params.ts';
+import * as tf from '../../src/train/tf.ts';
+import { tfl } from '../../src/train/tf.ts';
 import { TrainingAborted, trainTrial, type EpochMetrics, type TrainInput } from '../../src/train/trainer.ts';
 
 // A small, learnable task: 2 characters from 4 classes (chance: 25% per character).
@@ -70,7 +73,8 @@ describe('trainer', () => {
   });
 
   it('resumes a killed trial to the same metrics as an uninterrupted one', async () => {
-    const params = tiny({ pretrain_epochs: 2, gru_epochs: 2 });
+    // precise_bn: the re-estimated BatchNorm statistics are checkpointed and resume exactly too.
+    const params = tiny({ pretrain_epochs: 2, gru_epochs: 2, precise_bn: 32 });
     const logs: string[] = [];
     const straight: EpochMetrics[] = [];
     const a = await trainTrial({
@@ -114,6 +118,52 @@ describe('trainer', () => {
     const { lr: _b, ...firstConstant } = stable(constant)[0];
     expect(first).toEqual(firstConstant);
     expect(decayed[1].loss).not.toBe(constant[1].loss);
+  });
+
+  it('re-estimates BatchNorm statistics over training images after each epoch (precise_bn)', async () => {
+    const firstBn = async (precise_bn: number, name: string) => {
+      const logs: string[] = [];
+      const epochs: EpochMetrics[] = [];
+      const result = await trainTrial({
+        params: tiny({ pretrain_epochs: 1, gru_epochs: 0, precise_bn }), backend, data, shape, outDir: join(root, name),
+        events: { log: (m) => void logs.push(m), epochEnd: (m) => void epochs.push(m) },
+      });
+      const model = await tfl.loadLayersModel(fileUrl(join(result.model_dir, 'model.json')));
+      const bn = model.getLayer('block1_bn1');
+      const [, , movingMean, movingVar] = bn.getWeights().map((w) => Array.from(w.dataSync()));
+      // What block1_bn1 normalizes: block1_conv1's output over every training image.
+      const conv = tfl.model({ inputs: model.inputs, outputs: model.getLayer('block1_conv1').output as tfl.SymbolicTensor });
+      const sums: tf.Tensor[] = [];
+      for await (const b of data.train.batches({ batchSize: 32, shuffle: false, seed: 0, epoch: 0 })) {
+        sums.push(tf.tidy(() => {
+          const y = conv.predict(tf.tensor4d(b.x, [b.n, shape.height, shape.width, 3])) as tf.Tensor4D;
+          return tf.stack([tf.sum(y, [0, 1, 2]), tf.sum(tf.square(y), [0, 1, 2]), tf.fill([y.shape[3]], y.shape[0] * y.shape[1] * y.shape[2])]);
+        }));
+      }
+      const [sum, sq, count] = tf.tidy(() => tf.unstack(tf.addN(sums))).map((t) => Array.from(t.dataSync()));
+      tf.dispose(sums);
+      model.dispose();
+      const mean = sum.map((v, i) => v / count[i]);
+      const variance = sq.map((v, i) => v / count[i] - mean[i] ** 2);
+      return { movingMean, movingVar, mean, variance, logs, epochs };
+    };
+    // 96 images at batch_size 16: six equal batches, so the mean of the batch means is the
+    // mean over all training images, whatever their order.
+    const precise = await firstBn(96, 'precise-bn');
+    expect(precise.logs).toContain('pretrain epoch 1: BatchNorm statistics re-estimated over 96 training images');
+    precise.mean.forEach((m, i) => expect(precise.movingMean[i]).toBeCloseTo(m, 3));
+    // The mean of within-batch variances: at most the variance over all images, and near it.
+    precise.variance.forEach((v, i) => {
+      expect(precise.movingVar[i]).toBeLessThanOrEqual(v * 1.0001 + 1e-6);
+      expect(precise.movingVar[i]).toBeGreaterThan(v * 0.8);
+    });
+    // Without it, six momentum-0.99 updates leave the moving mean near its initial 0.
+    const moving = await firstBn(0, 'moving-bn');
+    expect(moving.logs.some((l) => /BatchNorm statistics/.test(l))).toBe(false);
+    const off = moving.mean.map((m, i) => Math.abs(moving.movingMean[i] - m));
+    expect(Math.max(...off)).toBeGreaterThan(0.01);
+    // Training reads no moving statistic: the epoch trained the same either way.
+    expect(precise.epochs[0].loss).toBe(moving.epochs[0].loss);
   });
 
   it('refuses to resume a checkpoint made with other parameters', async () => {
