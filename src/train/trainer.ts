@@ -541,19 +541,19 @@ class Trial {
     try {
       dropouts.forEach((l) => (l.rate = 0));
       let k = 0;
+      let passes = 0;
       // A data order of its own, so the next epoch's order is untouched.
       const seed = params.seed * 2 + (phase === 'gru' ? 1 : 0) + 0x5eed;
       for await (const b of data.train.batches({ batchSize, shuffle: true, seed, epoch, dropRemainder: data.train.size >= batchSize })) {
         if (k >= batches) break;
         k++;
-        // Batch k updates with momentum 1 - 1/k: after it each moving statistic is the mean of
-        // the k batches' statistics. BN sees a batch's statistics only when the batch is one
+        // Pass p updates with momentum 1 - 1/p: after it each moving statistic is the mean of
+        // the p passes' statistics. BN sees a batch's statistics only when the batch is one
         // forward pass, so a batch larger than `chunk` contributes its chunks in turn.
-        for (let s = 0, c = 0; s < b.n; s += chunk, c++) {
+        for (let s = 0; s < b.n; s += chunk) {
           const m = Math.min(chunk, b.n - s);
-          const parts = Math.ceil(b.n / chunk);
-          const index = (k - 1) * parts + c + 1;
-          norms.forEach((l) => (l.momentum = 1 - 1 / index));
+          passes++;
+          norms.forEach((l) => (l.momentum = 1 - 1 / passes));
           tf.tidy(() => {
             model.apply(imageTensor(b.x.subarray(s * pixels, (s + m) * pixels), m, shape), { training: true });
           });

@@ -268,24 +268,20 @@ describe('trials', () => {
 
   it('leave a parameter added later out of params and id at its default, and carry it when set', () => {
     const [plain] = expandSweep(sweep('method: grid', 'parameters:', '  dropout: {values: [0.1]}'));
-    expect(plain.params).not.toHaveProperty('lr_decay');
-    const [same] = expandSweep(sweep('method: grid', 'train:', '  lr_decay: 1', 'parameters:', '  dropout: {values: [0.1]}'));
-    expect(same.id).toBe(plain.id);
-    const [decayed] = expandSweep(sweep('method: grid', 'train:', '  lr_decay: 0.9', 'parameters:', '  dropout: {values: [0.1]}'));
-    expect(decayed.params.lr_decay).toBe(0.9);
-    expect(decayed.id).not.toBe(plain.id);
+    for (const [name, atDefault, set] of [['lr_decay', 1, 0.9], ['precise_bn', 0, 2000]] as const) {
+      expect(plain.params).not.toHaveProperty(name);
+      const [same] = expandSweep(sweep('method: grid', 'train:', `  ${name}: ${atDefault}`, 'parameters:', '  dropout: {values: [0.1]}'));
+      expect(same.id).toBe(plain.id);
+      const [changed] = expandSweep(sweep('method: grid', 'train:', `  ${name}: ${set}`, 'parameters:', '  dropout: {values: [0.1]}'));
+      expect(changed.params[name]).toBe(set);
+      expect(changed.id).not.toBe(plain.id);
+    }
     expect(plain.params).not.toHaveProperty('kernel_width');
     const [square] = expandSweep(sweep('method: grid', 'train:', '  kernel_width: 0', 'parameters:', '  dropout: {values: [0.1]}'));
     expect(square.id).toBe(plain.id);
     const wide = expandSweep(sweep('method: grid', 'parameters:', '  dropout: {values: [0.1]}', '  kernel_width: {values: [0, 7]}'));
     expect(wide.map((t) => t.params.kernel_width)).toEqual([0, 7]);
     expect(new Set([plain.id, ...wide.map((t) => t.id)]).size).toBe(3);
-    expect(plain.params).not.toHaveProperty('precise_bn');
-    const [moving] = expandSweep(sweep('method: grid', 'train:', '  precise_bn: 0', 'parameters:', '  dropout: {values: [0.1]}'));
-    expect(moving.id).toBe(plain.id);
-    const [precise] = expandSweep(sweep('method: grid', 'train:', '  precise_bn: 2000', 'parameters:', '  dropout: {values: [0.1]}'));
-    expect(precise.params.precise_bn).toBe(2000);
-    expect(precise.id).not.toBe(plain.id);
   });
 
   it('take their seed from a swept `seed` parameter', () => {
