@@ -50,7 +50,7 @@ export interface EpochMetrics {
   val_seq_acc: number;
   /** Validation accuracy of each character position (head); shows which positions are learned. */
   val_char_acc_by_position: number[];
-  /** The learning rate this epoch trained with (lr * lr_decay^epoch). */
+  /** The learning rate this epoch trained with at its first step (lr * lr_decay^epoch, times the cosine factor with lr_cosine). */
   lr: number;
   /** Present when `testEveryEpoch` is set (benchmarks: accuracy against time). */
   test_loss?: number;
@@ -181,6 +181,20 @@ export function microBatchFor(params: TrainParams, backend: string): number {
 /** The learning rate of a phase's epoch `epoch` (0-based): lr * lr_decay^epoch. */
 export function epochLearningRate(params: TrainParams, epoch: number): number {
   return params.lr * params.lr_decay ** epoch;
+}
+
+/**
+ * The learning rate of step `batch` (0-based) of a phase's epoch `epoch`: the epoch's rate,
+ * times, with lr_cosine, the half cosine 0.5 * (1 + cos(pi * s / S)) of the phase's step s out
+ * of S = epochs * batchesPerEpoch (so 1 at the phase's first step, near 0 at its last).
+ * It depends on the position alone, so a resumed phase follows the same curve.
+ */
+export function stepLearningRate(params: TrainParams, epoch: number, batch: number, epochs: number, batchesPerEpoch: number): number {
+  const lr = epochLearningRate(params, epoch);
+  if (!params.lr_cosine) return lr;
+  const total = Math.max(1, epochs * batchesPerEpoch);
+  const s = Math.min(epoch * batchesPerEpoch + batch, total);
+  return lr * 0.5 * (1 + Math.cos((Math.PI * s) / total));
 }
 
 function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
@@ -392,7 +406,7 @@ class Trial {
     for (let epoch = this.state.epoch; epoch < epochs; epoch++) {
       if (this.state.sinceBest >= params.patience) break;
       const frozen = phase === 'gru' && epoch < params.freeze_epochs;
-      const lr = epochLearningRate(params, epoch);
+      const lr = stepLearningRate(params, epoch, 0, epochs, batchesPerEpoch);
       setLearningRate(optimizer, lr);
       const vars = frozen ? headVars : [...headVars, ...trunkVars];
       const started = performance.now();
@@ -404,6 +418,7 @@ class Trial {
       const dropRemainder = data.train.size >= params.batch_size;
       for await (const b of data.train.batches({ batchSize: params.batch_size, shuffle: true, seed: params.seed * 2 + (phase === 'gru' ? 1 : 0), epoch, dropRemainder })) {
         seedDropout(dropouts, params.seed, phase, this.state.step);
+        if (params.lr_cosine) setLearningRate(optimizer, stepLearningRate(params, epoch, batch, epochs, batchesPerEpoch));
         const r = this.step(model, optimizer, vars, b);
         this.state.step++;
         if (!Number.isFinite(r.loss)) throw new DivergedError(phase, epoch, r.loss);

@@ -268,7 +268,7 @@ describe('trials', () => {
 
   it('leave a parameter added later out of params and id at its default, and carry it when set', () => {
     const [plain] = expandSweep(sweep('method: grid', 'parameters:', '  dropout: {values: [0.1]}'));
-    for (const [name, atDefault, set] of [['lr_decay', 1, 0.9], ['precise_bn', 0, 2000]] as const) {
+    for (const [name, atDefault, set] of [['lr_decay', 1, 0.9], ['lr_cosine', 0, 1], ['precise_bn', 0, 2000]] as const) {
       expect(plain.params).not.toHaveProperty(name);
       const [same] = expandSweep(sweep('method: grid', 'train:', `  ${name}: ${atDefault}`, 'parameters:', '  dropout: {values: [0.1]}'));
       expect(same.id).toBe(plain.id);

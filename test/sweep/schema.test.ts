@@ -117,6 +117,7 @@ describe('valid files', () => {
       dropout: 0.2,
       lr: 1e-3,
       lr_decay: 1,
+      lr_cosine: 0,
       precise_bn: 0,
       batch_size: 32,
       pretrain_epochs: 10,

@@ -11,7 +11,7 @@ import { fileUrl } from '../../src/train/io.ts';
 import { DEFAULT_PARAMS, type TrainParams } from '../../src/train/params.ts';
 import * as tf from '../../src/train/tf.ts';
 import { tfl } from '../../src/train/tf.ts';
-import { TrainingAborted, trainTrial, type EpochMetrics, type TrainInput } from '../../src/train/trainer.ts';
+import { stepLearningRate, TrainingAborted, trainTrial, type EpochMetrics, type TrainInput } from '../../src/train/trainer.ts';
 
 // A small, learnable task: 2 characters from 4 classes (chance: 25% per character).
 const spec = { charset: parseCharset('0-3'), length: 2 };
@@ -118,6 +118,34 @@ describe('trainer', () => {
     const { lr: _b, ...firstConstant } = stable(constant)[0];
     expect(first).toEqual(firstConstant);
     expect(decayed[1].loss).not.toBe(constant[1].loss);
+  });
+
+  it('anneals the learning rate along a half cosine over each phase, step by step (lr_cosine)', async () => {
+    const p = tiny({ lr_cosine: 1, lr_decay: 0.5 });
+    // 4 epochs of 10 steps: step s of 40 trains with lr * 0.5^epoch * (1 + cos(pi s / 40)) / 2.
+    expect(stepLearningRate(p, 0, 0, 4, 10)).toBe(0.003);
+    expect(stepLearningRate(p, 2, 0, 4, 10)).toBeCloseTo(0.003 * 0.25 * 0.5, 12);
+    expect(stepLearningRate(p, 3, 9, 4, 10)).toBeCloseTo(0.003 * 0.125 * 0.5 * (1 + Math.cos((Math.PI * 39) / 40)), 12);
+    expect(stepLearningRate({ ...p, lr_cosine: 0 }, 3, 9, 4, 10)).toBe(0.003 * 0.125);
+    const lrs = Array.from({ length: 40 }, (_, s) => stepLearningRate(p, Math.floor(s / 10), s % 10, 4, 10));
+    expect(lrs.every((lr, i) => i === 0 || lr < lrs[i - 1])).toBe(true);
+    expect(lrs[39]).toBeGreaterThan(0);
+
+    const run = async (lr_cosine: number, name: string) => {
+      const epochs: EpochMetrics[] = [];
+      await trainTrial({
+        params: tiny({ pretrain_epochs: 2, gru_epochs: 2, lr_cosine }), backend, data, shape, outDir: join(root, name),
+        events: { epochEnd: (m) => void epochs.push(m) },
+      });
+      return epochs;
+    };
+    const annealed = await run(1, 'cosine');
+    const constant = await run(0, 'no-cosine');
+    // 96 images in batches of 16: 6 steps an epoch, 12 a phase; the second epoch starts half-way down.
+    expect(annealed.map((m) => m.lr)).toEqual([0.003, 0.003 * 0.5 * (1 + Math.cos(Math.PI / 2)), 0.003, 0.003 * 0.5 * (1 + Math.cos(Math.PI / 2))]);
+    expect(constant.map((m) => m.lr)).toEqual([0.003, 0.003, 0.003, 0.003]);
+    // Every step after the first trains with less: the first epoch's loss already differs.
+    expect(annealed[0].loss).not.toBe(constant[0].loss);
   });
 
   it('re-estimates BatchNorm statistics over training images after each epoch (precise_bn)', async () => {
