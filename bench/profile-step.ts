@@ -2,7 +2,7 @@
  * Where one training step's time goes on the wasm backend: tf.profile over one optimizer step
  * of the GRU model, kernel times summed by kernel and by kernel + input shapes.
  *
- *   npx tsx bench/profile-step.ts [--width 0.25] [--batch 32] [--top 40]
+ *   npx tsx bench/profile-step.ts [--width 0.25] [--kernel 3] [--kernel-width 0] [--batch 32] [--top 40]
  *
  * Kernels the training replacements compose from other kernels (src/train/wasm-kernels.ts) are
  * listed together with the kernels they call, so the rows overlap: read them as a ranking, not a
@@ -17,13 +17,15 @@ import type { Scalar, Tensor, Variable } from '@tensorflow/tfjs-core';
 const { values: a } = parseArgs({
   options: {
     width: { type: 'string', default: '0.25' },
+    kernel: { type: 'string', default: '3' },
+    'kernel-width': { type: 'string', default: '0' },
     batch: { type: 'string', default: '32' },
     top: { type: 'string', default: '40' },
   },
 });
 const B = Number(a.batch);
 const { tf, reason } = await initBackend('wasm');
-const spec: ModelSpec = { kernel_size: 3, alpha: 1e-4, dropout: 0.25, width: Number(a.width), seed: 1, height: 60, imageWidth: 200, length: 6, classes: 36 };
+const spec: ModelSpec = { kernel_size: Number(a.kernel), kernel_width: Number(a['kernel-width']), alpha: 1e-4, dropout: 0.25, width: Number(a.width), seed: 1, height: 60, imageWidth: 200, length: 6, classes: 36 };
 const model = buildGruModel(spec);
 const optimizer = tf.train.adam(1e-3, 0.9, 0.999, 1e-7);
 const vars = model.trainableWeights.map((w) => w.read() as Variable);
