@@ -2,7 +2,7 @@
  * Test sequence accuracy against CPU minutes: railway-style CAPTCHAs, fixed seeds, a held-out
  * test set of 2,000 images evaluated after every epoch, one process (one core on wasm).
  *
- *   npx tsx bench/accuracy.ts [--train 30000] [--width 0.125] [--pretrain 8] [--gru 8] [--lr-decay 1] [--lr-cosine] [--precise-bn 0]
+ *   npx tsx bench/accuracy.ts [--train 30000] [--width 0.125] [--pretrain 8] [--gru 8] [--lr-decay 1] [--lr-cosine 0] [--precise-bn 0]
  *                             [--budget-min 120] [--backend auto] [--out bench/out/accuracy]
  *
  * Prints one row per epoch and writes bench/out/accuracy/curve.json. The CPU minutes are this
@@ -37,7 +37,7 @@ const { values: a } = parseArgs({
     batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '0.001' },
     'lr-decay': { type: 'string', default: '1' },
-    'lr-cosine': { type: 'boolean', default: false },
+    'lr-cosine': { type: 'string', default: '0' },
     'precise-bn': { type: 'string', default: '0' },
     dropout: { type: 'string', default: '0.1' },
     alpha: { type: 'string', default: '0.00001' },
@@ -73,7 +73,7 @@ const params = {
   batch_size: Number(a.batch),
   lr: Number(a.lr),
   lr_decay: Number(a['lr-decay']),
-  lr_cosine: a['lr-cosine'] ? 1 : 0,
+  lr_cosine: Number(a['lr-cosine']),
   precise_bn: Number(a['precise-bn']),
   dropout: Number(a.dropout),
   alpha: Number(a.alpha),

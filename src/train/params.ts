@@ -37,7 +37,7 @@ export const TRAINER_PARAMS = {
   dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },
   lr: { min: 0, minExclusive: true, default: 1e-3, expected: 'a number > 0', doc: 'Adam learning rate' },
   lr_decay: { min: 0, minExclusive: true, max: 1, default: 1, expected: 'a number in (0, 1]', doc: 'learning-rate factor per epoch: epoch e of a phase uses lr * lr_decay^e (1 = constant)', omitAtDefault: true },
-  lr_cosine: { integer: true, min: 0, max: 1, default: 0, expected: '0 or 1', doc: '1 = within each phase the learning rate also falls step by step along a half cosine, from its epoch value at the phase\'s first step towards 0 after its last configured epoch (pretrain_epochs, gru_epochs); 0 = off', omitAtDefault: true },
+  lr_cosine: { integer: true, min: 0, max: 2, default: 0, expected: '0, 1 or 2', doc: 'per-step half-cosine anneal: within a phase the learning rate also falls step by step along a half cosine, from its epoch value at the phase\'s first step towards 0 after its last configured epoch (pretrain_epochs, gru_epochs); 1 = in both phases, 2 = in the GRU phase only, 0 = off', omitAtDefault: true },
   precise_bn: { integer: true, min: 0, default: 0, expected: 'an integer >= 0 (0 = off)', doc: 'training images over which every BatchNorm layer\'s mean and variance are re-estimated after each epoch, before validation and checkpoint (0 = keep the moving averages)', omitAtDefault: true },
   batch_size: { integer: true, min: 1, default: 32, expected: 'an integer >= 1', doc: 'images per optimizer step' },
   pretrain_epochs: { integer: true, min: 0, default: 10, expected: 'an integer >= 0', doc: 'CNN-only epochs' },

@@ -183,15 +183,20 @@ export function epochLearningRate(params: TrainParams, epoch: number): number {
   return params.lr * params.lr_decay ** epoch;
 }
 
+/** Whether a phase anneals its learning rate along a half cosine (lr_cosine 1: both, 2: GRU only). */
+export function cosinePhase(params: TrainParams, phase: Phase): boolean {
+  return params.lr_cosine === 1 || (params.lr_cosine === 2 && phase === 'gru');
+}
+
 /**
  * The learning rate of step `batch` (0-based) of a phase's epoch `epoch`: the epoch's rate,
- * times, with lr_cosine, the half cosine 0.5 * (1 + cos(pi * s / S)) of the phase's step s out
- * of S = epochs * batchesPerEpoch (so 1 at the phase's first step, near 0 at its last).
- * It depends on the position alone, so a resumed phase follows the same curve.
+ * times, when the phase anneals (cosinePhase), the half cosine 0.5 * (1 + cos(pi * s / S)) of
+ * the phase's step s out of S = epochs * batchesPerEpoch (so 1 at the phase's first step, near 0
+ * at its last). It depends on the position alone, so a resumed phase follows the same curve.
  */
-export function stepLearningRate(params: TrainParams, epoch: number, batch: number, epochs: number, batchesPerEpoch: number): number {
+export function stepLearningRate(params: TrainParams, phase: Phase, epoch: number, batch: number, epochs: number, batchesPerEpoch: number): number {
   const lr = epochLearningRate(params, epoch);
-  if (!params.lr_cosine) return lr;
+  if (!cosinePhase(params, phase)) return lr;
   const total = Math.max(1, epochs * batchesPerEpoch);
   const s = Math.min(epoch * batchesPerEpoch + batch, total);
   return lr * 0.5 * (1 + Math.cos((Math.PI * s) / total));
@@ -406,7 +411,8 @@ class Trial {
     for (let epoch = this.state.epoch; epoch < epochs; epoch++) {
       if (this.state.sinceBest >= params.patience) break;
       const frozen = phase === 'gru' && epoch < params.freeze_epochs;
-      const lr = stepLearningRate(params, epoch, 0, epochs, batchesPerEpoch);
+      const lr = stepLearningRate(params, phase, epoch, 0, epochs, batchesPerEpoch);
+      const anneal = cosinePhase(params, phase);
       setLearningRate(optimizer, lr);
       const vars = frozen ? headVars : [...headVars, ...trunkVars];
       const started = performance.now();
@@ -418,7 +424,7 @@ class Trial {
       const dropRemainder = data.train.size >= params.batch_size;
       for await (const b of data.train.batches({ batchSize: params.batch_size, shuffle: true, seed: params.seed * 2 + (phase === 'gru' ? 1 : 0), epoch, dropRemainder })) {
         seedDropout(dropouts, params.seed, phase, this.state.step);
-        if (params.lr_cosine) setLearningRate(optimizer, stepLearningRate(params, epoch, batch, epochs, batchesPerEpoch));
+        if (anneal) setLearningRate(optimizer, stepLearningRate(params, phase, epoch, batch, epochs, batchesPerEpoch));
         const r = this.step(model, optimizer, vars, b);
         this.state.step++;
         if (!Number.isFinite(r.loss)) throw new DivergedError(phase, epoch, r.loss);

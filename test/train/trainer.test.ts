@@ -120,14 +120,17 @@ describe('trainer', () => {
     expect(decayed[1].loss).not.toBe(constant[1].loss);
   });
 
-  it('anneals the learning rate along a half cosine over each phase, step by step (lr_cosine)', async () => {
+  it('anneals the learning rate along a half cosine over a phase, step by step (lr_cosine)', async () => {
     const p = tiny({ lr_cosine: 1, lr_decay: 0.5 });
     // 4 epochs of 10 steps: step s of 40 trains with lr * 0.5^epoch * (1 + cos(pi s / 40)) / 2.
-    expect(stepLearningRate(p, 0, 0, 4, 10)).toBe(0.003);
-    expect(stepLearningRate(p, 2, 0, 4, 10)).toBeCloseTo(0.003 * 0.25 * 0.5, 12);
-    expect(stepLearningRate(p, 3, 9, 4, 10)).toBeCloseTo(0.003 * 0.125 * 0.5 * (1 + Math.cos((Math.PI * 39) / 40)), 12);
-    expect(stepLearningRate({ ...p, lr_cosine: 0 }, 3, 9, 4, 10)).toBe(0.003 * 0.125);
-    const lrs = Array.from({ length: 40 }, (_, s) => stepLearningRate(p, Math.floor(s / 10), s % 10, 4, 10));
+    expect(stepLearningRate(p, 'pretrain', 0, 0, 4, 10)).toBe(0.003);
+    expect(stepLearningRate(p, 'pretrain', 2, 0, 4, 10)).toBeCloseTo(0.003 * 0.25 * 0.5, 12);
+    expect(stepLearningRate(p, 'gru', 3, 9, 4, 10)).toBeCloseTo(0.003 * 0.125 * 0.5 * (1 + Math.cos((Math.PI * 39) / 40)), 12);
+    expect(stepLearningRate({ ...p, lr_cosine: 0 }, 'gru', 3, 9, 4, 10)).toBe(0.003 * 0.125);
+    // 2: the GRU phase anneals, the pretrain phase keeps its epoch rate.
+    expect(stepLearningRate({ ...p, lr_cosine: 2 }, 'pretrain', 2, 0, 4, 10)).toBe(0.003 * 0.25);
+    expect(stepLearningRate({ ...p, lr_cosine: 2 }, 'gru', 2, 0, 4, 10)).toBeCloseTo(0.003 * 0.25 * 0.5, 12);
+    const lrs = Array.from({ length: 40 }, (_, s) => stepLearningRate(p, 'gru', Math.floor(s / 10), s % 10, 4, 10));
     expect(lrs.every((lr, i) => i === 0 || lr < lrs[i - 1])).toBe(true);
     expect(lrs[39]).toBeGreaterThan(0);
 
@@ -140,12 +143,18 @@ describe('trainer', () => {
       return epochs;
     };
     const annealed = await run(1, 'cosine');
+    const gruOnly = await run(2, 'cosine-gru');
     const constant = await run(0, 'no-cosine');
     // 96 images in batches of 16: 6 steps an epoch, 12 a phase; the second epoch starts half-way down.
-    expect(annealed.map((m) => m.lr)).toEqual([0.003, 0.003 * 0.5 * (1 + Math.cos(Math.PI / 2)), 0.003, 0.003 * 0.5 * (1 + Math.cos(Math.PI / 2))]);
+    const half = 0.003 * 0.5 * (1 + Math.cos(Math.PI / 2));
+    expect(annealed.map((m) => m.lr)).toEqual([0.003, half, 0.003, half]);
+    expect(gruOnly.map((m) => m.lr)).toEqual([0.003, 0.003, 0.003, half]);
     expect(constant.map((m) => m.lr)).toEqual([0.003, 0.003, 0.003, 0.003]);
     // Every step after the first trains with less: the first epoch's loss already differs.
     expect(annealed[0].loss).not.toBe(constant[0].loss);
+    // With 2 the pretrain phase trains as without; the GRU phase does not.
+    expect(stable(gruOnly).slice(0, 2)).toEqual(stable(constant).slice(0, 2));
+    expect(gruOnly[2].loss).not.toBe(constant[2].loss);
   });
 
   it('re-estimates BatchNorm statistics over training images after each epoch (precise_bn)', async () => {
