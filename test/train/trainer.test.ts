@@ -100,17 +100,22 @@ describe('trainer', () => {
     expect(readFileSync(join(out, 'model', 'weights.bin')).equals(readFileSync(join(root, 'straight', 'model', 'weights.bin')))).toBe(true);
   });
 
+  /** The epochs of a 2 + 2 epoch trial with these settings. */
+  const twoByTwo = async (p: Partial<TrainParams>, name: string) => {
+    const epochs: EpochMetrics[] = [];
+    await trainTrial({
+      params: tiny({ pretrain_epochs: 2, gru_epochs: 2, ...p }), backend, data, shape, outDir: join(root, name),
+      events: { epochEnd: (m) => void epochs.push(m) },
+    });
+    return epochs;
+  };
+  /** The same with a constant learning rate, trained once for the tests that compare with it. */
+  let constantRun: Promise<EpochMetrics[]> | undefined;
+  const constantTwoByTwo = () => (constantRun ??= twoByTwo({}, 'constant'));
+
   it('decays the learning rate every epoch of each phase, and logs it', async () => {
-    const run = async (lr_decay: number, name: string) => {
-      const epochs: EpochMetrics[] = [];
-      await trainTrial({
-        params: tiny({ pretrain_epochs: 2, gru_epochs: 2, lr_decay }), backend, data, shape, outDir: join(root, name),
-        events: { epochEnd: (m) => void epochs.push(m) },
-      });
-      return epochs;
-    };
-    const decayed = await run(0.25, 'decayed');
-    const constant = await run(1, 'constant');
+    const decayed = await twoByTwo({ lr_decay: 0.25 }, 'decayed');
+    const constant = await constantTwoByTwo();
     expect(decayed.map((m) => m.lr)).toEqual([0.003, 0.003 * 0.25, 0.003, 0.003 * 0.25]);
     expect(constant.map((m) => m.lr)).toEqual([0.003, 0.003, 0.003, 0.003]);
     // The first epoch trains with lr either way; the second with a quarter of it.
@@ -134,17 +139,9 @@ describe('trainer', () => {
     expect(lrs.every((lr, i) => i === 0 || lr < lrs[i - 1])).toBe(true);
     expect(lrs[39]).toBeGreaterThan(0);
 
-    const run = async (lr_cosine: number, name: string) => {
-      const epochs: EpochMetrics[] = [];
-      await trainTrial({
-        params: tiny({ pretrain_epochs: 2, gru_epochs: 2, lr_cosine }), backend, data, shape, outDir: join(root, name),
-        events: { epochEnd: (m) => void epochs.push(m) },
-      });
-      return epochs;
-    };
-    const annealed = await run(1, 'cosine');
-    const gruOnly = await run(2, 'cosine-gru');
-    const constant = await run(0, 'no-cosine');
+    const annealed = await twoByTwo({ lr_cosine: 1 }, 'cosine');
+    const gruOnly = await twoByTwo({ lr_cosine: 2 }, 'cosine-gru');
+    const constant = await constantTwoByTwo();
     // 96 images in batches of 16: 6 steps an epoch, 12 a phase; the second epoch starts half-way down.
     const half = 0.003 * 0.5 * (1 + Math.cos(Math.PI / 2));
     expect(annealed.map((m) => m.lr)).toEqual([0.003, half, 0.003, half]);
