@@ -13,6 +13,7 @@ RUN apt-get update \
 WORKDIR /work
 COPY package.json package-lock.json ./
 COPY prisma ./prisma
+COPY native/kernels.cc native/build.mjs ./native/
 RUN npm ci --no-audit --no-fund \
  && npm install --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0
 COPY . .

@@ -29,6 +29,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeKernels } from './native-kernels.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels.ts';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -179,7 +180,11 @@ async function activate(c: Candidate, auto: boolean): Promise<string> {
   }
   if (c.backend === 'wasm') {
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-    return `loaded (${simd ? 'SIMD' : 'no SIMD'}, single-threaded in Node: one core per process; training kernels registered)`;
+    const native = nativeKernels();
+    return (
+      `loaded (${simd ? 'SIMD' : 'no SIMD'}, single-threaded in Node: one core per process; training kernels registered; ` +
+      `native conv kernels ${native.reason})`
+    );
   }
   return 'loaded';
 }

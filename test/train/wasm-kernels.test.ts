@@ -11,9 +11,11 @@ import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/train/backend.ts';
+import { nativeKernels } from '../../src/train/native-kernels.ts';
 import {
   REQUIRED_WASM_TRAINING_KERNELS,
   WASM_TRAINING_KERNELS,
+  availableWasmTrainingKernels,
   registerWasmTrainingKernels,
 } from '../../src/train/wasm-kernels.ts';
 
@@ -108,7 +110,26 @@ describe('registration', () => {
   });
 });
 
-describe('conv2d gradients vs cpu', () => {
+/** Every replacement but the native ones: the compositions the native kernels fall back to. */
+const WITHOUT_NATIVE = WASM_TRAINING_KERNELS.filter((id) => !id.startsWith('native'));
+
+describe('native kernels', () => {
+  it('are built and load on this machine (npm ci builds them; the speed figures assume them)', () => {
+    const { addon, reason } = nativeKernels();
+    expect(addon, reason).not.toBeNull();
+    expect(availableWasmTrainingKernels()).toEqual(WASM_TRAINING_KERNELS);
+  });
+});
+
+describe.each([
+  ['native', WASM_TRAINING_KERNELS],
+  ['composed', WITHOUT_NATIVE],
+] as const)('conv2d and its gradients vs cpu (%s kernels)', (_, kernels) => {
+  beforeAll(() => {
+    registerWasmTrainingKernels(tf, kernels);
+    return () => registerWasmTrainingKernels(tf);
+  });
+
   const cases: { k: number; kw?: number; pad: 'valid' | 'same'; cin: number; cout: number; h: number; w: number }[] = [];
   for (const k of [1, 2, 3, 4, 5, 7]) for (const pad of ['valid', 'same'] as const) cases.push({ k, pad, cin: 3, cout: 4, h: 9, w: 11 });
   cases.push({ k: 3, pad: 'same', cin: 8, cout: 6, h: 6, w: 7 });
@@ -124,6 +145,7 @@ describe('conv2d gradients vs cpu', () => {
     const dy = uniform([2, hOut, wOut, cout], 37 + k);
     // conv2DBackpropInput is public as conv2dTranspose; conv2DBackpropFilter only via the gradient.
     await expectSameOnBoth([x, filter, dy], (xt, ft, dyt) => [
+      tf.conv2d(as4(xt), as4(ft), 1, pad),
       tf.conv2dTranspose(as4(dyt), as4(ft), [2, h, w, cin], 1, pad),
       ...tf.grads((a: Tensor, f: Tensor) => tf.sum(tf.mul(tf.conv2d(as4(a), as4(f), 1, pad), dyt)))([xt, ft]),
     ]);
@@ -139,6 +161,28 @@ describe('conv2d gradients vs cpu', () => {
         tf.sum(tf.mul(tf.fused.conv2d({ x: as4(a), filter: as4(f), strides: 1, pad: 'valid', bias: b }), dyt)),
       )([xt, ft, bt]),
     );
+  });
+
+  it('fused conv2d with ReLU, explicit padding, and more than 32 output channels (several vector groups and a tail)', async () => {
+    const x = uniform([2, 6, 9, 5], 12);
+    const filter = uniform([3, 2, 5, 44], 13);
+    const bias = uniform([44], 14);
+    const dy = uniform([2, 6, 9, 44], 17);
+    await expectSameOnBoth([x, filter, bias, dy], (xt, ft, bt, dyt) => [
+      tf.fused.conv2d({ x: as4(xt), filter: as4(ft), strides: 1, pad: 'same', bias: bt, activation: 'relu' }),
+      tf.fused.conv2d({ x: as4(xt), filter: as4(ft), strides: 1, pad: [[0, 0], [2, 1], [0, 3], [0, 0]], bias: bt }),
+      tf.conv2d(as4(xt), as4(ft), 1, [[0, 0], [1, 0], [2, 2], [0, 0]]),
+      ...tf.grads((a: Tensor, f: Tensor) => tf.sum(tf.mul(tf.conv2d(as4(a), as4(f), 1, 'same'), dyt)))([xt, ft]),
+    ]);
+  });
+
+  it('dilated and leaky-ReLU convs go to the kernels the native ones replace', async () => {
+    const x = uniform([1, 9, 9, 3], 15);
+    const filter = uniform([3, 3, 3, 4], 16);
+    await expectSameOnBoth([x, filter], (xt, ft) => [
+      tf.conv2d(as4(xt), as4(ft), 1, 'same', 'NHWC', 2),
+      tf.fused.conv2d({ x: as4(xt), filter: as4(ft), strides: 1, pad: 'valid', activation: 'leakyrelu', leakyreluAlpha: 0.1 }),
+    ]);
   });
 
   it('strided conv: filter gradient by dilation, input gradient by the stock kernel', async () => {
@@ -200,6 +244,41 @@ describe('batch norm gradient vs cpu', () => {
     const cpu = await on('cpu', [x, gamma, beta, dy], run(false));
     const wasm = await on('wasm', [x, gamma, beta, dy], run(true));
     cpu.forEach((c, i) => expect(maxAbsDiff(c.values, wasm[i].values), `output ${i}`).toBeLessThanOrEqual(TOL));
+  });
+});
+
+describe('per-channel ops vs cpu', () => {
+  it('batchNorm forward with [C] and [1,1,1,C] statistics, with and without scale and offset', async () => {
+    const x = uniform([2, 3, 5, 6], 121);
+    const mean = uniform([6], 122);
+    const variance = { shape: [6], values: uniform([6], 123).values.map((v) => v + 1.5) };
+    const gamma = uniform([6], 124);
+    const beta = uniform([6], 125);
+    await expectSameOnBoth([x, mean, variance, gamma, beta], (xt, m, v, g, b) => {
+      const r = (t: Tensor) => tf.reshape(t, [1, 1, 1, 6]) as Tensor4D;
+      return [
+        tf.batchNorm4d(as4(xt), m as Tensor4D, v as Tensor4D, b as Tensor4D, g as Tensor4D, 1e-3),
+        tf.batchNorm4d(as4(xt), r(m), r(v), r(b), r(g), 1e-3),
+        tf.batchNorm(xt, m, v, undefined, undefined, 1e-5),
+        tf.batchNorm(tf.reshape(xt, [30, 6]), m, v, b, g, 0.1),
+      ];
+    });
+  });
+
+  it('add, sub, mul, div of a tensor and a vector of its channels, either order; other broadcasts and int32 untouched', async () => {
+    const x = uniform([2, 3, 4, 5], 131);
+    const v = uniform([5], 132);
+    const row = uniform([4, 1], 133);
+    await expectSameOnBoth([x, v, row], (xt, vt, rt) => {
+      const v3 = tf.reshape(vt, [1, 1, 5]);
+      const out: Tensor[] = [];
+      for (const f of [tf.add, tf.sub, tf.mul, tf.div]) {
+        out.push(f(xt, vt), f(vt, xt), f(xt, v3), f(v3, xt), f(xt, rt), f(xt, xt));
+      }
+      const xi = tf.cast(tf.mul(xt, 10), 'int32');
+      out.push(tf.cast(tf.sub(xi, tf.cast(tf.mul(vt, 10), 'int32')), 'float32'));
+      return out;
+    });
   });
 });
 

@@ -1,0 +1,94 @@
+/**
+ * Building and loading the native kernels: what is loaded and what is refused (the kernels'
+ * results are tested against cpu in wasm-kernels.test.ts). Each case builds or copies into a
+ * temporary directory; the project's own native/build is only read.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { nativeKernels } from '../../src/train/native-kernels.ts';
+
+const NATIVE = path.resolve('native');
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A copy of native/ (sources, and the build when `withBuild`) in a temporary directory. */
+function copy(withBuild: boolean): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sweep-native-'));
+  dirs.push(dir);
+  for (const f of ['kernels.cc', 'build.mjs']) copyFileSync(path.join(NATIVE, f), path.join(dir, f));
+  if (withBuild) cpSync(path.join(NATIVE, 'build'), path.join(dir, 'build'), { recursive: true });
+  return dir;
+}
+
+function build(dir: string, env: Record<string, string> = {}, ...args: string[]) {
+  return spawnSync(process.execPath, [path.join(dir, 'build.mjs'), ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+describe('loading', () => {
+  it('loads the build made from this kernels.cc and says for which CPU', () => {
+    const s = nativeKernels(copy(true));
+    expect(s.reason).toMatch(/^loaded \(-march=/);
+    expect(typeof s.addon?.conv2d).toBe('function');
+  });
+
+  it('refuses a build made from another kernels.cc', () => {
+    const dir = copy(true);
+    writeFileSync(path.join(dir, 'kernels.cc'), readFileSync(path.join(dir, 'kernels.cc'), 'utf8') + '\n// changed\n');
+    expect(nativeKernels(dir)).toEqual({ addon: null, reason: expect.stringMatching(/stale; run npm run build:native/) });
+  });
+
+  it('refuses a binary without its manifest (a build that did not finish), and a missing build', () => {
+    const dir = copy(true);
+    rmSync(path.join(dir, 'build', 'sweep_kernels.json'));
+    expect(nativeKernels(dir).reason).toMatch(/^not built/);
+    expect(nativeKernels(copy(false)).reason).toMatch(/^not built/);
+  });
+
+  it('refuses a build for CPU features this machine lacks', () => {
+    const dir = copy(true);
+    const file = path.join(dir, 'build', 'sweep_kernels.json');
+    const manifest = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...manifest, requires: [...manifest.requires, 'no_such_feature'] }));
+    expect(nativeKernels(dir).reason).toMatch(/this CPU lacks no_such_feature/);
+  });
+
+  it('is off with SWEEP_NATIVE=0', () => {
+    const before = process.env.SWEEP_NATIVE;
+    process.env.SWEEP_NATIVE = '0';
+    try {
+      expect(nativeKernels(copy(true))).toEqual({ addon: null, reason: 'disabled by SWEEP_NATIVE=0' });
+    } finally {
+      if (before === undefined) delete process.env.SWEEP_NATIVE;
+      else process.env.SWEEP_NATIVE = before;
+    }
+  });
+});
+
+describe('building', () => {
+  it('builds, then finds the build up to date', () => {
+    const dir = copy(false);
+    const first = build(dir);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/built/);
+    expect(nativeKernels(dir).reason).toMatch(/^loaded/);
+    expect(build(dir).stdout).toMatch(/up to date/);
+  });
+
+  it('a failing compiler warns and exits 0 (installs never fail for it), 1 with --strict, and leaves the old build', () => {
+    const dir = copy(true);
+    const before = readFileSync(path.join(dir, 'build', 'sweep_kernels.node'));
+    const loose = build(dir, { CXX: 'false' }, '--force');
+    expect(loose.status).toBe(0);
+    expect(loose.stderr).toMatch(/native training kernels not built: false failed/);
+    const strict = build(dir, { CXX: 'false' }, '--force', '--strict');
+    expect(strict.status).toBe(1);
+    expect(readFileSync(path.join(dir, 'build', 'sweep_kernels.node')).equals(before)).toBe(true);
+    expect(existsSync(path.join(dir, 'build', 'sweep_kernels.json'))).toBe(true);
+    expect(nativeKernels(dir).reason).toMatch(/^loaded/);
+  });
+});
