@@ -11,9 +11,8 @@
  * thread, so on an idle machine that is the wall time (also shown), and on a shared one it is far
  * steadier. `--layers` adds a table of the conv backprop formulations per layer of the model.
  *
- * Measured 2026-11-27 on the 2-core AMD EPYC dev box (Node 20, wasm SIMD, one thread), width 0.25,
- * kernel 3, batch 32: 6449 ms/step (5.0 img/s) with only the missing kernel; 1412 ms/step
- * (22.7 img/s) with every replacement.
+ * The last two rows are the native kernels (src/train/native-kernels.ts), where the addon loads.
+ * Numbers: README, "wasm training kernels".
  */
 import { parseArgs } from 'node:util';
 import os from 'node:os';
@@ -157,15 +156,17 @@ function layerTable(): void {
       const p = l.pad === 'same' ? (K - 1) / 2 : 0;
       const [, ho, wo] = dy.shape;
       const n = B * ho * wo;
-      const fwd = best(() => tf.conv2d(xs, ws, 1, l.pad));
       const dx = () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: ws }, { strides: 1, pad: l.pad, dataFormat: 'NHWC', inputShape: xs.shape }) as Tensor;
+      const dw = () => tf.engine().runKernel('Conv2DBackpropFilter', { x: xs, dy }, { strides: 1, pad: l.pad, dataFormat: 'NHWC', filterShape: ws.shape }) as Tensor;
+      const inputNative = best(dx);
+      const filterNative = best(dw);
+      const fwdNative = best(() => tf.conv2d(xs, ws, 1, l.pad));
+      registerWasmTrainingKernels(tf, WASM_TRAINING_KERNELS.filter((k) => k !== 'nativeConv'));
+      const fwd = best(() => tf.conv2d(xs, ws, 1, l.pad));
       const inputOurs = best(dx);
-      registerWasmTrainingKernels(tf, WASM_TRAINING_KERNELS.filter((k) => k !== 'conv2dBackpropInput'));
+      const filterOurs = best(dw);
+      registerWasmTrainingKernels(tf, WASM_TRAINING_KERNELS.filter((k) => k !== 'conv2dBackpropInput' && k !== 'nativeConv'));
       const inputStock = best(dx);
-      registerWasmTrainingKernels(tf);
-      const filterOurs = best(
-        () => tf.engine().runKernel('Conv2DBackpropFilter', { x: xs, dy }, { strides: 1, pad: l.pad, dataFormat: 'NHWC', filterShape: ws.shape }) as Tensor,
-      );
       // Per-tap matMuls: dW[i,j] = x(i,j)^T . dy, transposing the small operand up front.
       const filterTaps = best(() => {
         const xp = p ? tf.pad(xs, [[0, 0], [p, p], [p, p], [0, 0]]) : xs;
@@ -179,17 +180,22 @@ function layerTable(): void {
         }
         return tf.reshape(tf.stack(taps), [K, K, l.cin, l.cout]);
       });
+      registerWasmTrainingKernels(tf);
       rows.push([
         `${l.h}x${l.w} ${l.cin}->${l.cout} ${l.pad}`,
         fwd.toFixed(1),
+        fwdNative.toFixed(1),
         inputStock.toFixed(1),
         inputOurs.toFixed(1),
+        inputNative.toFixed(1),
         filterOurs.toFixed(1),
+        filterNative.toFixed(1),
         filterTaps.toFixed(1),
       ]);
     });
   }
-  printTable(['layer (input)', 'forward', 'dx stock', 'dx ours', 'dW ours', 'dW taps'], rows);
+  printTable(['layer (input)', 'forward', 'fwd native', 'dx stock', 'dx composed', 'dx native', 'dW composed', 'dW native', 'dW taps'], rows);
+  console.log('composed: the wasm-kernel compositions (XNNPACK convs); native: the addon (nativeConv);');
   console.log('dW taps: one matMul per filter tap, x slice transposed up front (the im2col alternative).');
 }
 
