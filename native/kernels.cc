@@ -332,50 +332,44 @@ void channelBinary(int op, const float* a, const float* v, float* out, size_t n,
 
 // ---- N-API glue ---------------------------------------------------------------------------------
 
-struct Args {
-  napi_env env;
-  napi_value v[24];
-  size_t n = 24;
-  bool ok = true;
+// Every function takes its Float32Arrays first, then int32s, then (batchNorm) one number.
+struct Call {
+  float* p[6] = {};
+  size_t n[6] = {};
+  int d[16] = {};
+  double number = 0;
 };
 
-bool fail(napi_env env, const char* msg) {
+napi_value fail(napi_env env, const char* msg) {
   napi_throw_type_error(env, nullptr, msg);
-  return false;
+  return nullptr;
 }
 
-bool f32(Args& a, size_t i, float** p, size_t* len, bool nullable = false) {
-  napi_valuetype t;
-  napi_typeof(a.env, a.v[i], &t);
-  if (nullable && (t == napi_null || t == napi_undefined)) {
-    *p = nullptr;
-    *len = 0;
-    return true;
+// Reads `arrays` Float32Arrays (null allowed where bit i of `nullable` is set), `ints` int32s and,
+// with `number`, one more number. False (with a JS TypeError pending) when anything is off.
+bool read(napi_env env, napi_callback_info info, int arrays, int ints, unsigned nullable, bool number, Call& c) {
+  napi_value v[24];
+  size_t n = 24;
+  napi_get_cb_info(env, info, &n, v, nullptr, nullptr);
+  if (n < size_t(arrays + ints + (number ? 1 : 0))) return fail(env, "native kernels: too few arguments"), false;
+  for (int i = 0; i < arrays; i++) {
+    napi_valuetype t;
+    napi_typeof(env, v[i], &t);
+    if ((nullable >> i & 1) && (t == napi_null || t == napi_undefined)) continue;
+    bool is = false;
+    napi_is_typedarray(env, v[i], &is);
+    napi_typedarray_type type = napi_int8_array;
+    void* data = nullptr;
+    if (is) napi_get_typedarray_info(env, v[i], &type, &c.n[i], &data, nullptr, nullptr);
+    if (type != napi_float32_array) return fail(env, "native kernels: expected a Float32Array"), false;
+    c.p[i] = static_cast<float*>(data);
   }
-  bool is = false;
-  napi_is_typedarray(a.env, a.v[i], &is);
-  if (!is) return fail(a.env, "expected a Float32Array");
-  napi_typedarray_type type;
-  void* data;
-  napi_value ab;
-  size_t off;
-  napi_get_typedarray_info(a.env, a.v[i], &type, len, &data, &ab, &off);
-  if (type != napi_float32_array) return fail(a.env, "expected a Float32Array");
-  *p = static_cast<float*>(data);
+  for (int i = 0; i < ints; i++)
+    if (napi_get_value_int32(env, v[arrays + i], &c.d[i]) != napi_ok || c.d[i] < 0)
+      return fail(env, "native kernels: expected a non-negative integer"), false;
+  if (number && napi_get_value_double(env, v[arrays + ints], &c.number) != napi_ok)
+    return fail(env, "native kernels: expected a number"), false;
   return true;
-}
-
-bool i32(Args& a, size_t i, int* out) {
-  if (napi_get_value_int32(a.env, a.v[i], out) != napi_ok) return fail(a.env, "expected an integer");
-  return true;
-}
-
-Args args(napi_env env, napi_callback_info info, size_t want) {
-  Args a;
-  a.env = env;
-  napi_get_cb_info(env, info, &a.n, a.v, nullptr, nullptr);
-  if (a.n < want) a.ok = fail(env, "too few arguments");
-  return a;
 }
 
 template <typename F>
@@ -388,105 +382,69 @@ napi_value guarded(napi_env env, F f) {
   return nullptr;
 }
 
-// conv2d(x, B, H, W, C, w, KH, KW, O, bias|null, out, Ho, Wo, top, left, relu)
+inline size_t mul(size_t a, size_t b, size_t c, size_t d) { return a * b * c * d; }
+
+// conv2d(x, filter, bias|null, out, B, H, W, C, KH, KW, O, Ho, Wo, top, left, relu)
 napi_value Conv2d(napi_env env, napi_callback_info info) {
-  Args a = args(env, info, 16);
-  if (!a.ok) return nullptr;
-  float *x, *w, *bias, *out;
-  size_t nx, nw, nb, no;
-  int B, H, W, C, KH, KW, O, Ho, Wo, top, left;
-  bool relu;
-  if (!f32(a, 0, &x, &nx) || !i32(a, 1, &B) || !i32(a, 2, &H) || !i32(a, 3, &W) || !i32(a, 4, &C) ||
-      !f32(a, 5, &w, &nw) || !i32(a, 6, &KH) || !i32(a, 7, &KW) || !i32(a, 8, &O) || !f32(a, 9, &bias, &nb, true) ||
-      !f32(a, 10, &out, &no) || !i32(a, 11, &Ho) || !i32(a, 12, &Wo) || !i32(a, 13, &top) || !i32(a, 14, &left))
-    return nullptr;
-  napi_get_value_bool(env, a.v[15], &relu);
-  if (nx != size_t(B) * H * W * C || nw != size_t(KH) * KW * C * O || (bias && nb != size_t(O)) ||
-      no != size_t(B) * Ho * Wo * O)
-    return fail(env, "conv2d: array sizes do not match the shapes"), nullptr;
-  return guarded(env, [&] { conv2d(x, B, H, W, C, w, KH, KW, O, bias, out, Ho, Wo, top, left, relu); });
+  Call c;
+  if (!read(env, info, 4, 12, 1u << 2, false, c)) return nullptr;
+  const int *d = c.d, B = d[0], H = d[1], W = d[2], C = d[3], KH = d[4], KW = d[5], O = d[6], Ho = d[7], Wo = d[8];
+  if (c.n[0] != mul(B, H, W, C) || c.n[1] != mul(KH, KW, C, O) || (c.p[2] && c.n[2] != size_t(O)) ||
+      c.n[3] != mul(B, Ho, Wo, O))
+    return fail(env, "conv2d: array sizes do not match the shapes");
+  return guarded(env, [&] { conv2d(c.p[0], B, H, W, C, c.p[1], KH, KW, O, c.p[2], c.p[3], Ho, Wo, d[9], d[10], d[11] != 0); });
 }
 
-// conv2dInputGrad(dy, B, Ho, Wo, O, w, KH, KW, C, dx, H, W, top, left)
+// conv2dInputGrad(dy, filter, dx, B, Ho, Wo, O, KH, KW, C, H, W, top, left)
 napi_value Conv2dInputGrad(napi_env env, napi_callback_info info) {
-  Args a = args(env, info, 14);
-  if (!a.ok) return nullptr;
-  float *dy, *w, *dx;
-  size_t ndy, nw, ndx;
-  int B, Ho, Wo, O, KH, KW, C, H, W, top, left;
-  if (!f32(a, 0, &dy, &ndy) || !i32(a, 1, &B) || !i32(a, 2, &Ho) || !i32(a, 3, &Wo) || !i32(a, 4, &O) ||
-      !f32(a, 5, &w, &nw) || !i32(a, 6, &KH) || !i32(a, 7, &KW) || !i32(a, 8, &C) || !f32(a, 9, &dx, &ndx) ||
-      !i32(a, 10, &H) || !i32(a, 11, &W) || !i32(a, 12, &top) || !i32(a, 13, &left))
-    return nullptr;
-  if (ndy != size_t(B) * Ho * Wo * O || nw != size_t(KH) * KW * C * O || ndx != size_t(B) * H * W * C)
-    return fail(env, "conv2dInputGrad: array sizes do not match the shapes"), nullptr;
-  return guarded(env, [&] { conv2dInputGrad(dy, B, Ho, Wo, O, w, KH, KW, C, dx, H, W, top, left); });
+  Call c;
+  if (!read(env, info, 3, 11, 0, false, c)) return nullptr;
+  const int *d = c.d, B = d[0], Ho = d[1], Wo = d[2], O = d[3], KH = d[4], KW = d[5], C = d[6], H = d[7], W = d[8];
+  if (c.n[0] != mul(B, Ho, Wo, O) || c.n[1] != mul(KH, KW, C, O) || c.n[2] != mul(B, H, W, C))
+    return fail(env, "conv2dInputGrad: array sizes do not match the shapes");
+  return guarded(env, [&] { conv2dInputGrad(c.p[0], B, Ho, Wo, O, c.p[1], KH, KW, C, c.p[2], H, W, d[9], d[10]); });
 }
 
-// conv2dFilterGrad(x, B, H, W, C, dy, Ho, Wo, O, KH, KW, dw, top, left)
+// conv2dFilterGrad(x, dy, dw, B, H, W, C, Ho, Wo, O, KH, KW, top, left)
 napi_value Conv2dFilterGrad(napi_env env, napi_callback_info info) {
-  Args a = args(env, info, 14);
-  if (!a.ok) return nullptr;
-  float *x, *dy, *dw;
-  size_t nx, ndy, ndw;
-  int B, H, W, C, Ho, Wo, O, KH, KW, top, left;
-  if (!f32(a, 0, &x, &nx) || !i32(a, 1, &B) || !i32(a, 2, &H) || !i32(a, 3, &W) || !i32(a, 4, &C) ||
-      !f32(a, 5, &dy, &ndy) || !i32(a, 6, &Ho) || !i32(a, 7, &Wo) || !i32(a, 8, &O) || !i32(a, 9, &KH) ||
-      !i32(a, 10, &KW) || !f32(a, 11, &dw, &ndw) || !i32(a, 12, &top) || !i32(a, 13, &left))
-    return nullptr;
-  if (nx != size_t(B) * H * W * C || ndy != size_t(B) * Ho * Wo * O || ndw != size_t(KH) * KW * C * O)
-    return fail(env, "conv2dFilterGrad: array sizes do not match the shapes"), nullptr;
-  return guarded(env, [&] { conv2dFilterGrad(x, B, H, W, C, dy, Ho, Wo, O, KH, KW, dw, top, left); });
+  Call c;
+  if (!read(env, info, 3, 11, 0, false, c)) return nullptr;
+  const int *d = c.d, B = d[0], H = d[1], W = d[2], C = d[3], Ho = d[4], Wo = d[5], O = d[6], KH = d[7], KW = d[8];
+  if (c.n[0] != mul(B, H, W, C) || c.n[1] != mul(B, Ho, Wo, O) || c.n[2] != mul(KH, KW, C, O))
+    return fail(env, "conv2dFilterGrad: array sizes do not match the shapes");
+  return guarded(env, [&] { conv2dFilterGrad(c.p[0], B, H, W, C, c.p[1], Ho, Wo, O, KH, KW, c.p[2], d[9], d[10]); });
 }
 
 // maxPoolGrad(x, dy, dx, B, H, W, C, Ho, Wo, fh, fw, sh, sw, top, left)
 napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
-  Args a = args(env, info, 15);
-  if (!a.ok) return nullptr;
-  float *x, *dy, *dx;
-  size_t nx, ndy, ndx;
-  int d[12];
-  if (!f32(a, 0, &x, &nx) || !f32(a, 1, &dy, &ndy) || !f32(a, 2, &dx, &ndx)) return nullptr;
-  for (int i = 0; i < 12; i++)
-    if (!i32(a, 3 + i, &d[i])) return nullptr;
-  const int B = d[0], H = d[1], W = d[2], C = d[3], Ho = d[4], Wo = d[5];
-  if (nx != size_t(B) * H * W * C || ndx != nx || ndy != size_t(B) * Ho * Wo * C)
-    return fail(env, "maxPoolGrad: array sizes do not match the shapes"), nullptr;
-  return guarded(env, [&] { maxPoolGrad(x, dy, dx, B, H, W, C, Ho, Wo, d[6], d[7], d[8], d[9], d[10], d[11]); });
+  Call c;
+  if (!read(env, info, 3, 12, 0, false, c)) return nullptr;
+  const int *d = c.d, B = d[0], H = d[1], W = d[2], C = d[3], Ho = d[4], Wo = d[5];
+  if (c.n[0] != mul(B, H, W, C) || c.n[2] != c.n[0] || c.n[1] != mul(B, Ho, Wo, C))
+    return fail(env, "maxPoolGrad: array sizes do not match the shapes");
+  return guarded(env, [&] { maxPoolGrad(c.p[0], c.p[1], c.p[2], B, H, W, C, Ho, Wo, d[6], d[7], d[8], d[9], d[10], d[11]); });
 }
 
-// batchNorm(x, mean, variance, offset|null, scale|null, eps, y, C)
+// batchNorm(x, mean, variance, offset|null, scale|null, y, C, eps)
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
-  Args a = args(env, info, 8);
-  if (!a.ok) return nullptr;
-  float *x, *mean, *var, *off, *scale, *y;
-  size_t nx, nm, nv, no, ns, ny;
-  double eps;
-  int C;
-  if (!f32(a, 0, &x, &nx) || !f32(a, 1, &mean, &nm) || !f32(a, 2, &var, &nv) || !f32(a, 3, &off, &no, true) ||
-      !f32(a, 4, &scale, &ns, true) || !f32(a, 6, &y, &ny) || !i32(a, 7, &C))
-    return nullptr;
-  if (napi_get_value_double(env, a.v[5], &eps) != napi_ok) return fail(env, "expected a number"), nullptr;
-  const size_t c = size_t(C);
-  if (C <= 0 || nx % c || ny != nx || nm != c || nv != c || (off && no != c) || (scale && ns != c))
-    return fail(env, "batchNorm: array sizes do not match the shapes"), nullptr;
-  return guarded(env, [&] { batchNorm(x, mean, var, off, scale, float(eps), y, nx / c, C); });
+  Call c;
+  if (!read(env, info, 6, 1, 1u << 3 | 1u << 4, true, c)) return nullptr;
+  const size_t C = size_t(c.d[0]);
+  if (C == 0 || c.n[0] % C || c.n[5] != c.n[0] || c.n[1] != C || c.n[2] != C || (c.p[3] && c.n[3] != C) ||
+      (c.p[4] && c.n[4] != C))
+    return fail(env, "batchNorm: array sizes do not match the shapes");
+  return guarded(env, [&] { batchNorm(c.p[0], c.p[1], c.p[2], c.p[3], c.p[4], float(c.number), c.p[5], c.n[0] / C, int(C)); });
 }
 
-// channelBinary(op, a, v, out, C, vFirst)
+// channelBinary(a, v, out, op, C, vFirst)
 napi_value ChannelBinary(napi_env env, napi_callback_info info) {
-  Args a = args(env, info, 6);
-  if (!a.ok) return nullptr;
-  int op, C;
-  float *x, *v, *out;
-  size_t nx, nv, no;
-  bool vFirst;
-  if (!i32(a, 0, &op) || !f32(a, 1, &x, &nx) || !f32(a, 2, &v, &nv) || !f32(a, 3, &out, &no) || !i32(a, 4, &C))
-    return nullptr;
-  napi_get_value_bool(env, a.v[5], &vFirst);
-  if (op < 0 || op > 3 || C <= 0 || nx % size_t(C) || nv != size_t(C) || no != nx)
-    return fail(env, "channelBinary: array sizes do not match the shapes"), nullptr;
-  return guarded(env, [&] { channelBinary(op, x, v, out, nx / size_t(C), C, vFirst); });
+  Call c;
+  if (!read(env, info, 3, 3, 0, false, c)) return nullptr;
+  const int op = c.d[0];
+  const size_t C = size_t(c.d[1]);
+  if (op > DIV || C == 0 || c.n[0] % C || c.n[1] != C || c.n[2] != c.n[0])
+    return fail(env, "channelBinary: array sizes do not match the shapes");
+  return guarded(env, [&] { channelBinary(op, c.p[0], c.p[1], c.p[2], c.n[0] / C, int(C), c.d[2] != 0); });
 }
 
 napi_value Init(napi_env env, napi_value exports) {

@@ -24,21 +24,22 @@ type TF = typeof tfc;
 type KernelArgs = Parameters<tfc.KernelFunc>[0];
 type Pad = 'valid' | 'same' | number | tfc.backend_util.ExplicitPadding;
 
+/** native/kernels.cc: arrays first, then sizes (see there for the layouts). */
 interface Addon {
   conv2d(
-    x: Float32Array, b: number, h: number, w: number, c: number,
-    filter: Float32Array, kh: number, kw: number, o: number, bias: Float32Array | null,
-    out: Float32Array, ho: number, wo: number, top: number, left: number, relu: boolean,
+    x: Float32Array, filter: Float32Array, bias: Float32Array | null, out: Float32Array,
+    b: number, h: number, w: number, c: number, kh: number, kw: number, o: number, ho: number, wo: number,
+    top: number, left: number, relu: number,
   ): void;
   conv2dInputGrad(
-    dy: Float32Array, b: number, ho: number, wo: number, o: number,
-    filter: Float32Array, kh: number, kw: number, c: number,
-    dx: Float32Array, h: number, w: number, top: number, left: number,
+    dy: Float32Array, filter: Float32Array, dx: Float32Array,
+    b: number, ho: number, wo: number, o: number, kh: number, kw: number, c: number, h: number, w: number,
+    top: number, left: number,
   ): void;
   conv2dFilterGrad(
-    x: Float32Array, b: number, h: number, w: number, c: number,
-    dy: Float32Array, ho: number, wo: number, o: number, kh: number, kw: number,
-    dw: Float32Array, top: number, left: number,
+    x: Float32Array, dy: Float32Array, dw: Float32Array,
+    b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number,
+    top: number, left: number,
   ): void;
   maxPoolGrad(
     x: Float32Array, dy: Float32Array, dx: Float32Array, b: number, h: number, w: number, c: number,
@@ -46,9 +47,9 @@ interface Addon {
   ): void;
   batchNorm(
     x: Float32Array, mean: Float32Array, variance: Float32Array, offset: Float32Array | null, scale: Float32Array | null,
-    eps: number, y: Float32Array, c: number,
+    y: Float32Array, c: number, eps: number,
   ): void;
-  channelBinary(op: number, a: Float32Array, v: Float32Array, out: Float32Array, c: number, vFirst: boolean): void;
+  channelBinary(a: Float32Array, v: Float32Array, out: Float32Array, op: number, c: number, vFirst: number): void;
 }
 
 export interface NativeStatus {
@@ -148,8 +149,8 @@ export function nativeConv2dKernel(tf: TF, addon: Addon, fallback: tfc.KernelCon
     const out = heap.makeOutput([B, info.outHeight, info.outWidth, O], 'float32');
     // Views after makeOutput: allocating may grow the wasm memory and detach older views.
     addon.conv2d(
-      view(heap, x), B, H, W, C, view(heap, filter), KH, KW, O, bias ? view(heap, bias) : null,
-      view(heap, out), info.outHeight, info.outWidth, info.padInfo.top, info.padInfo.left, activation === 'relu',
+      view(heap, x), view(heap, filter), bias ? view(heap, bias) : null, view(heap, out),
+      B, H, W, C, KH, KW, O, info.outHeight, info.outWidth, info.padInfo.top, info.padInfo.left, activation === 'relu' ? 1 : 0,
     );
     return out;
   };
@@ -171,8 +172,8 @@ export function nativeConv2dInputGradKernel(tf: TF, addon: Addon, fallback: tfc.
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([B, H, W, C], 'float32');
     addon.conv2dInputGrad(
-      view(heap, dy), B, dy.shape[1], dy.shape[2], O, view(heap, filter), KH, KW, C,
-      view(heap, out), H, W, info.padInfo.top, info.padInfo.left,
+      view(heap, dy), view(heap, filter), view(heap, out),
+      B, dy.shape[1], dy.shape[2], O, KH, KW, C, H, W, info.padInfo.top, info.padInfo.left,
     );
     return out;
   };
@@ -194,8 +195,8 @@ export function nativeConv2dFilterGradKernel(tf: TF, addon: Addon, fallback: tfc
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([...attrs.filterShape], 'float32');
     addon.conv2dFilterGrad(
-      view(heap, x), B, H, W, C, view(heap, dy), dy.shape[1], dy.shape[2], O, KH, KW,
-      view(heap, out), info.padInfo.top, info.padInfo.left,
+      view(heap, x), view(heap, dy), view(heap, out),
+      B, H, W, C, dy.shape[1], dy.shape[2], O, KH, KW, info.padInfo.top, info.padInfo.left,
     );
     return out;
   };
@@ -240,7 +241,7 @@ export function nativeBatchNormKernel(tf: TF, addon: Addon, stock: tfc.KernelCon
     const out = heap.makeOutput([...x.shape], 'float32');
     addon.batchNorm(
       view(heap, x), view(heap, mean!), view(heap, variance!), offset ? view(heap, offset) : null,
-      scale ? view(heap, scale) : null, varianceEpsilon, view(heap, out), c,
+      scale ? view(heap, scale) : null, view(heap, out), c, varianceEpsilon,
     );
     return out;
   };
@@ -261,7 +262,7 @@ export function nativeChannelBinaryKernel(addon: Addon, stock: tfc.KernelConfig 
       if (c > 0 && size(full) > c) {
         const heap = args.backend as WasmHeap;
         const out = heap.makeOutput([...full.shape], 'float32');
-        addon.channelBinary(BINARY_OPS[op], view(heap, full), view(heap, vec), view(heap, out), c, vFirst);
+        addon.channelBinary(view(heap, full), view(heap, vec), view(heap, out), BINARY_OPS[op], c, vFirst ? 1 : 0);
         return out;
       }
     }

@@ -36,6 +36,18 @@ describe('loading', () => {
     expect(typeof s.addon?.conv2d).toBe('function');
   });
 
+  it('checks its arguments: sizes against shapes, array types, integers', () => {
+    const { addon } = nativeKernels();
+    const f = (n: number) => new Float32Array(n);
+    // x [1,3,3,1], filter [2,2,1,1], out [1,2,2,1]
+    expect(() => addon!.conv2d(f(9), f(4), null, f(4), 1, 3, 3, 1, 2, 2, 1, 2, 2, 0, 0, 0)).not.toThrow();
+    expect(() => addon!.conv2d(f(9), f(4), null, f(5), 1, 3, 3, 1, 2, 2, 1, 2, 2, 0, 0, 0)).toThrow(/conv2d: array sizes do not match/);
+    expect(() => addon!.conv2d(f(9), new Float64Array(4) as never, null, f(4), 1, 3, 3, 1, 2, 2, 1, 2, 2, 0, 0, 0)).toThrow(/expected a Float32Array/);
+    expect(() => addon!.conv2d(f(9), f(4), null, f(4), 1, 3, 3, 1, 2, 2, 1, 2, -2, 0, 0, 0)).toThrow(/non-negative integer/);
+    expect(() => addon!.channelBinary(f(6), f(4), f(6), 0, 4, 0)).toThrow(/channelBinary: array sizes/);
+    expect(() => (addon!.batchNorm as (...a: unknown[]) => void)(f(6), f(3))).toThrow(/too few arguments/);
+  });
+
   it('refuses a build made from another kernels.cc', () => {
     const dir = copy(true);
     writeFileSync(path.join(dir, 'kernels.cc'), readFileSync(path.join(dir, 'kernels.cc'), 'utf8') + '\n// changed\n');
