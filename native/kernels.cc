@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -42,6 +43,17 @@ struct Buffer {  // zero-initialised scratch memory
 };
 
 inline size_t roundUp(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+void padInto(const float* x, int B, int H, int W, int C, float* xp, int Hp, int Wp, int top, int left);
+
+// x itself when it already is [B,Hp,Wp,C] with no offset, else a padded copy held by `hold`.
+const float* paddedInput(const float* x, int B, int H, int W, int C, int Hp, int Wp, int top, int left,
+                         std::unique_ptr<Buffer>& hold) {
+  if (top == 0 && left == 0 && Hp == H && Wp == W) return x;
+  hold.reset(new Buffer(size_t(B) * Hp * Wp * C));
+  padInto(x, B, H, W, C, hold->p, Hp, Wp, top, left);
+  return hold->p;
+}
 
 // x [B,H,W,C] into a zeroed [B,Hp,Wp,C] at offset (top, left). Rows that fall outside are dropped
 // (negative padding crops).
@@ -156,15 +168,9 @@ void conv2d(const float* x, int B, int H, int W, int C, const float* w, int KH, 
     bp.assign(Op, 0.f);
     std::memcpy(bp.data(), bias, size_t(O) * sizeof(float));
   }
-  const float* src = x;
-  Buffer* padded = nullptr;
-  if (top != 0 || left != 0 || Hp != H || Wp != W) {
-    padded = new Buffer(size_t(B) * Hp * Wp * C);
-    padInto(x, B, H, W, C, padded->p, Hp, Wp, top, left);
-    src = padded->p;
-  }
+  std::unique_ptr<Buffer> padded;
+  const float* src = paddedInput(x, B, H, W, C, Hp, Wp, top, left, padded);
   convValid(src, B, Hp, Wp, C, wp.data(), KH, KW, Op, bias ? bp.data() : nullptr, out, O, relu);
-  delete padded;
 }
 
 // dx [B,H,W,C] from dy [B,Ho,Wo,O]: a 'valid' conv of dy padded by (K-1-pad) with the flipped,
@@ -213,18 +219,12 @@ void filterRow(const float* xi, int KWC, int C, const float* dyr, int Wo, int Op
 void conv2dFilterGrad(const float* x, int B, int H, int W, int C, const float* dy, int Ho, int Wo, int O, int KH,
                       int KW, float* dw, int top, int left) {
   const int Hp = Ho + KH - 1, Wp = Wo + KW - 1;
-  const float* src = x;
-  Buffer* padded = nullptr;
-  if (top != 0 || left != 0 || Hp != H || Wp != W) {
-    padded = new Buffer(size_t(B) * Hp * Wp * C);
-    padInto(x, B, H, W, C, padded->p, Hp, Wp, top, left);
-    src = padded->p;
-  }
+  std::unique_ptr<Buffer> padded, dyPadded;
+  const float* src = paddedInput(x, B, H, W, C, Hp, Wp, top, left, padded);
   const int Op = int(roundUp(O, L));
   const float* g = dy;
-  Buffer* dyPadded = nullptr;
   if (Op != O) {
-    dyPadded = new Buffer(size_t(B) * Ho * Wo * Op);
+    dyPadded.reset(new Buffer(size_t(B) * Ho * Wo * Op));
     for (size_t p = 0; p < size_t(B) * Ho * Wo; p++) std::memcpy(dyPadded->p + p * Op, dy + p * O, size_t(O) * sizeof(float));
     g = dyPadded->p;
   }
@@ -244,8 +244,6 @@ void conv2dFilterGrad(const float* x, int B, int H, int W, int C, const float* d
     }
   for (size_t r = 0; r < size_t(KH) * KWC; r++)
     for (int o = 0; o < O; o++) dw[r * O + o] = float(acc[r * Op + o]);
-  delete padded;
-  delete dyPadded;
 }
 
 // ---- max-pool gradient --------------------------------------------------------------------------
