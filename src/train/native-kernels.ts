@@ -2,8 +2,8 @@
  * The native convolution kernels (native/kernels.cc, built at install by native/build.mjs) as
  * wasm-backend kernels: Conv2D, FusedConv2D (bias, linear or ReLU), Conv2DBackpropInput and
  * Conv2DBackpropFilter, computed in place on the wasm heap. The wasm build of XNNPACK has 128-bit
- * SIMD without FMA and is tuned for inference; at this model's shapes the native loops are 3-8x
- * faster (bench/kernels.ts). They take stride 1, dilation 1, NHWC float32; anything else goes to
+ * SIMD without FMA and is tuned for inference; at this model's shapes the native loops are several
+ * times faster (bench/kernels.ts). They take stride 1, dilation 1, NHWC float32; anything else goes to
  * the kernel they replace. Also per-channel work that wasm does slowly at few channels: the
  * BatchNorm forward pass, Add/Sub/Mul/Div of a full tensor and a vector of its channels, and the
  * max-pool gradient. wasm-kernels.ts registers them, with its other replacements.

@@ -26,9 +26,11 @@
  *    as the cpu backend does). Tensors are immutable, so sharing is safe; BN's moments call
  *    cast(x, 'float32') on float32 input and its gradient clones, both full size.
  *  - nativeConv: Conv2D, FusedConv2D and both conv gradients computed by the native addon
- *    (src/train/native-kernels.ts, native/kernels.cc) on the wasm heap, 3-8x faster than XNNPACK's
- *    wasm build at this model's shapes. Registered only where the addon was built and loads; where
- *    it declines a case (strides, dilations), the kernels above (or stock) take it.
+ *    (src/train/native-kernels.ts, native/kernels.cc) on the wasm heap, several times faster than
+ *    XNNPACK's wasm build at this model's shapes; nativePerChannel: the BatchNorm forward pass,
+ *    Add/Sub/Mul/Div of a tensor and a vector of its channels, and the max-pool gradient, there too.
+ *    Registered only where the addon was built and loads; where they decline a case (strides,
+ *    dilations, other broadcasts, other dtypes), the kernels above (or stock) take it.
  *
  * Kernels are registered for the 'wasm' backend only. Gradients live in one global registry shared
  * by every backend, so the replaced gradients check the active backend and defer to the stock ones
@@ -128,7 +130,7 @@ const NATIVE: readonly WasmTrainingKernel[] = ['nativeConv', 'nativePerChannel']
 
 function addon() {
   const { addon, reason } = nativeKernels();
-  if (!addon) throw new Error(`The native conv kernels are not available: ${reason}.`);
+  if (!addon) throw new Error(`The native kernels are not available: ${reason}.`);
   return addon;
 }
 
