@@ -18,7 +18,13 @@ import { parseArgs } from 'node:util';
 import os from 'node:os';
 import type { Tensor, Tensor4D, Variable, Scalar } from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/train/backend.ts';
-import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, REQUIRED_WASM_TRAINING_KERNELS, type WasmTrainingKernel } from '../src/train/wasm-kernels.ts';
+import {
+  availableWasmTrainingKernels,
+  registerWasmTrainingKernels,
+  WASM_TRAINING_KERNELS,
+  REQUIRED_WASM_TRAINING_KERNELS,
+  type WasmTrainingKernel,
+} from '../src/train/wasm-kernels.ts';
 import { buildGruModel, filtersFor, l2Penalty, type ModelSpec } from '../src/train/model.ts';
 
 const { values: opts } = parseArgs({
@@ -77,7 +83,8 @@ function cpuMs(f: () => unknown): number {
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 // Cumulative configurations: the missing kernel, then each replacement added in order.
-const extra = WASM_TRAINING_KERNELS.filter((k) => !REQUIRED_WASM_TRAINING_KERNELS.includes(k));
+const extra = availableWasmTrainingKernels().filter((k) => !REQUIRED_WASM_TRAINING_KERNELS.includes(k));
+const NATIVE_ON = availableWasmTrainingKernels().includes('nativeConv');
 const configs: { name: string; kernels: WasmTrainingKernel[] }[] = [
   { name: 'stock + Conv2DBackpropFilter', kernels: [...REQUIRED_WASM_TRAINING_KERNELS] },
 ];
@@ -158,14 +165,15 @@ function layerTable(): void {
       const n = B * ho * wo;
       const dx = () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: ws }, { strides: 1, pad: l.pad, dataFormat: 'NHWC', inputShape: xs.shape }) as Tensor;
       const dw = () => tf.engine().runKernel('Conv2DBackpropFilter', { x: xs, dy }, { strides: 1, pad: l.pad, dataFormat: 'NHWC', filterShape: ws.shape }) as Tensor;
-      const inputNative = best(dx);
-      const filterNative = best(dw);
-      const fwdNative = best(() => tf.conv2d(xs, ws, 1, l.pad));
-      registerWasmTrainingKernels(tf, WASM_TRAINING_KERNELS.filter((k) => k !== 'nativeConv'));
+      const inputNative = NATIVE_ON ? best(dx) : NaN;
+      const filterNative = NATIVE_ON ? best(dw) : NaN;
+      const fwdNative = NATIVE_ON ? best(() => tf.conv2d(xs, ws, 1, l.pad)) : NaN;
+      const wasmOnly = WASM_TRAINING_KERNELS.filter((k) => !k.startsWith('native'));
+      registerWasmTrainingKernels(tf, wasmOnly);
       const fwd = best(() => tf.conv2d(xs, ws, 1, l.pad));
       const inputOurs = best(dx);
       const filterOurs = best(dw);
-      registerWasmTrainingKernels(tf, WASM_TRAINING_KERNELS.filter((k) => k !== 'conv2dBackpropInput' && k !== 'nativeConv'));
+      registerWasmTrainingKernels(tf, wasmOnly.filter((k) => k !== 'conv2dBackpropInput'));
       const inputStock = best(dx);
       // Per-tap matMuls: dW[i,j] = x(i,j)^T . dy, transposing the small operand up front.
       const filterTaps = best(() => {

@@ -7,10 +7,13 @@
 // The output is written to a temporary file and renamed, with a manifest naming the source's hash,
 // so a half-built or out-of-date addon is never loaded (src/train/native-kernels.ts checks both).
 //
-// Flags: -O3, -ffp-contract=off (no fused multiply-adds: results do not depend on the CPU),
-// -march=x86-64-v3 on x86-64 machines that have AVX2 and FMA (the manifest lists the CPU features
-// the binary needs, checked again when it is loaded), else -march=native. SWEEP_NATIVE_MARCH
-// overrides -march; CXX picks the compiler (default g++).
+// Flags: -O3, -ffp-contract=off (no fused multiply-adds: results do not depend on the CPU), and on
+// x86-64 machines that have them AVX2, FMA and the features that come with them, named one by one
+// (compilers older than GCC 11 have no -march=x86-64-v3); elsewhere -march=native. The manifest lists the CPU
+// features the binary needs (for a -march=native build, all of the build machine's), checked again
+// when it is loaded, so a binary copied to an older CPU is refused instead of crashing.
+// SWEEP_NATIVE_MARCH=<arch> builds with -march=<arch> instead (its needs are then the builder's);
+// CXX picks the compiler (default g++).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,8 +27,14 @@ const out = path.join(outDir, 'sweep_kernels.node');
 const manifestPath = path.join(outDir, 'sweep_kernels.json');
 const strict = process.argv.includes('--strict');
 
-/** The x86-64-v3 level, as /proc/cpuinfo names its features. */
-const V3_FLAGS = ['avx', 'avx2', 'bmi1', 'bmi2', 'f16c', 'fma', 'movbe', 'xsave'];
+/**
+ * x86-64 with AVX2 (the x86-64-v3 level but LZCNT, which some virtual machines do not report):
+ * /proc/cpuinfo's name for each feature, and the compiler flag for it.
+ */
+const AVX2 = {
+  avx: '-mavx', avx2: '-mavx2', bmi1: '-mbmi', bmi2: '-mbmi2', f16c: '-mf16c', fma: '-mfma',
+  movbe: '-mmovbe', xsave: '-mxsave', popcnt: '-mpopcnt', sse4_2: '-msse4.2', ssse3: '-mssse3',
+};
 
 function cpuFlags() {
   try {
@@ -60,19 +69,21 @@ if (!include) giveUp("Node's headers (node_api.h) were not found next to the nod
 
 const flags = cpuFlags();
 let march = process.env.SWEEP_NATIVE_MARCH;
-let requires = [];
-if (!march) {
-  if (process.arch === 'x64' && flags && V3_FLAGS.every((f) => flags.has(f))) {
-    march = 'x86-64-v3';
-    requires = V3_FLAGS;
-  } else {
-    march = 'native';
-  }
+let archFlags;
+let requires;
+if (!march && process.arch === 'x64' && flags && Object.keys(AVX2).every((f) => flags.has(f))) {
+  march = 'x86-64-avx2';
+  archFlags = ['-march=x86-64', '-mtune=generic', ...Object.values(AVX2)];
+  requires = Object.keys(AVX2);
+} else {
+  march ||= 'native';
+  archFlags = [`-march=${march}`];
+  requires = flags ? [...flags].sort() : [];
 }
 const cxx = process.env.CXX || 'g++';
 const args = [
   '-O3',
-  `-march=${march}`,
+  ...archFlags,
   '-ffp-contract=off',
   '-std=c++17',
   '-fPIC',
@@ -86,20 +97,28 @@ const args = [
 ];
 
 const sourceText = readFileSync(source);
-const hash = createHash('sha256').update(sourceText).update(JSON.stringify(args.slice(0, -1))).digest('hex');
+const version = spawnSync(cxx, ['--version'], { encoding: 'utf8' });
+if (version.error || version.status !== 0) giveUp(`no C++ compiler (${cxx} --version failed: ${version.error?.message ?? version.stderr.trim()})`);
+const compiler = version.stdout.split('\n')[0];
+const sha256 = (...parts) => parts.reduce((h, p) => h.update(p), createHash('sha256')).digest('hex');
+const hash = sha256(sourceText, JSON.stringify(args.slice(0, -1)), compiler);
 try {
   const old = JSON.parse(readFileSync(manifestPath, 'utf8'));
   if (old.hash === hash && existsSync(out) && !process.argv.includes('--force')) {
-    console.log(`native/build.mjs: up to date (${path.relative(process.cwd(), out)}, -march=${march})`);
+    console.log(`native/build.mjs: up to date (${path.relative(process.cwd(), out)}, ${march})`);
     process.exit(0);
   }
 } catch {
   // no manifest yet
 }
 
-mkdirSync(outDir, { recursive: true });
 const tmp = `${out}.${process.pid}.tmp`;
 const started = Date.now();
+try {
+  mkdirSync(outDir, { recursive: true });
+} catch (err) {
+  giveUp(`cannot create ${outDir}: ${err.message}`);
+}
 const r = spawnSync(cxx, [...args, '-o', tmp], { encoding: 'utf8' });
 if (r.error || r.status !== 0) {
   rmSync(tmp, { force: true });
@@ -108,11 +127,15 @@ if (r.error || r.status !== 0) {
 }
 // The old manifest is removed before the binary is replaced and the new one written after it: a
 // crash in between leaves a binary without a manifest, which is read as "not built".
-rmSync(manifestPath, { force: true });
-renameSync(tmp, out);
-const version = spawnSync(cxx, ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? cxx;
-writeFileSync(
-  manifestPath,
-  JSON.stringify({ hash, march, requires, compiler: version, flags: args.slice(0, -1), built: new Date().toISOString() }, null, 2) + '\n',
-);
-console.log(`native/build.mjs: built ${path.relative(process.cwd(), out)} (-march=${march}, ${Date.now() - started} ms)`);
+try {
+  const binary = sha256(readFileSync(tmp));
+  rmSync(manifestPath, { force: true });
+  renameSync(tmp, out);
+  const manifest = { hash, binary, march, requires, compiler, flags: args.slice(0, -1), built: new Date().toISOString() };
+  writeFileSync(`${manifestPath}.tmp`, JSON.stringify(manifest, null, 2) + '\n');
+  renameSync(`${manifestPath}.tmp`, manifestPath);
+} catch (err) {
+  rmSync(tmp, { force: true });
+  giveUp(`cannot write ${outDir}: ${err.message}`);
+}
+console.log(`native/build.mjs: built ${path.relative(process.cwd(), out)} (${march}, ${Date.now() - started} ms)`);

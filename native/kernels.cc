@@ -97,7 +97,7 @@ inline void convTile(const float* xr, size_t rowStride, int KH, int KWC, int C, 
   for (int t = 0; t < XT; t++)
     for (int v = 0; v < OV; v++) {
       v8 a = acc[t][v];
-      if (relu) a = a > 0.f ? a : 0.f;
+      if (relu) a = a < 0.f ? 0.f : a;  // NaN stays NaN, as in tfjs' relu
       float* o = out + t * outStride + v * L;
       int left = O - v * L;
       if (left >= L) store(o, a);
@@ -363,8 +363,8 @@ bool read(napi_env env, napi_callback_info info, int arrays, int ints, unsigned 
     c.p[i] = static_cast<float*>(data);
   }
   for (int i = 0; i < ints; i++)
-    if (napi_get_value_int32(env, v[arrays + i], &c.d[i]) != napi_ok || c.d[i] < 0)
-      return fail(env, "native kernels: expected a non-negative integer"), false;
+    if (napi_get_value_int32(env, v[arrays + i], &c.d[i]) != napi_ok || c.d[i] < 0 || c.d[i] > (1 << 28))
+      return fail(env, "native kernels: expected a non-negative integer below 2^28"), false;
   if (number && napi_get_value_double(env, v[arrays + ints], &c.number) != napi_ok)
     return fail(env, "native kernels: expected a number"), false;
   return true;
@@ -376,11 +376,18 @@ napi_value guarded(napi_env env, F f) {
     f();
   } catch (const std::bad_alloc&) {
     napi_throw_error(env, nullptr, "native kernels: out of memory");
+  } catch (...) {
+    napi_throw_error(env, nullptr, "native kernels: internal error");
   }
   return nullptr;
 }
 
-inline size_t mul(size_t a, size_t b, size_t c, size_t d) { return a * b * c * d; }
+// a*b*c*d, or SIZE_MAX (which no array length equals) when it overflows.
+inline size_t mul(size_t a, size_t b, size_t c, size_t d) {
+  size_t r;
+  if (__builtin_mul_overflow(a, b, &r) || __builtin_mul_overflow(r, c, &r) || __builtin_mul_overflow(r, d, &r)) return SIZE_MAX;
+  return r;
+}
 
 // conv2d(x, filter, bias|null, out, B, H, W, C, KH, KW, O, Ho, Wo, top, left, relu)
 napi_value Conv2d(napi_env env, napi_callback_info info) {

@@ -54,8 +54,18 @@ interface Addon {
 
 export interface NativeStatus {
   addon: Addon | null;
-  /** 'loaded (-march=x86-64-v3)' or why not. */
+  /** 'loaded (x86-64-v3)' or why not. */
   reason: string;
+}
+
+/** native/build/sweep_kernels.json, written by native/build.mjs. */
+interface Manifest {
+  hash: string; // sha256 of kernels.cc, the flags and the compiler's --version line
+  binary: string; // sha256 of sweep_kernels.node
+  march: string;
+  requires: string[]; // /proc/cpuinfo flags the binary needs
+  flags: string[];
+  compiler: string;
 }
 
 const NATIVE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native');
@@ -71,27 +81,37 @@ export function nativeKernels(dir = NATIVE_DIR): NativeStatus {
 }
 
 function load(dir: string): NativeStatus {
+  try {
+    return loadOrThrow(dir);
+  } catch (err) {
+    return { addon: null, reason: `unusable build: ${String((err as Error).message).split('\n')[0]}` };
+  }
+}
+
+function loadOrThrow(dir: string): NativeStatus {
   const none = (reason: string): NativeStatus => ({ addon: null, reason });
   if (process.env.SWEEP_NATIVE === '0') return none('disabled by SWEEP_NATIVE=0');
   const binary = path.join(dir, 'build', 'sweep_kernels.node');
   const manifestPath = path.join(dir, 'build', 'sweep_kernels.json');
   if (!existsSync(binary) || !existsSync(manifestPath)) return none('not built (npm run build:native; needs a C++ compiler)');
-  let manifest: { hash: string; march: string; requires: string[]; flags: string[] };
-  try {
-    manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
-  } catch (err) {
-    return none(`unreadable ${manifestPath}: ${(err as Error).message}`);
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Partial<Manifest>;
+  if (typeof manifest.hash !== 'string' || !Array.isArray(manifest.flags) || !Array.isArray(manifest.requires) || typeof manifest.binary !== 'string') {
+    return none(`${manifestPath} is not a manifest of native/build.mjs (run npm run build:native)`);
   }
   const hash = createHash('sha256')
     .update(readFileSync(path.join(dir, 'kernels.cc')))
     .update(JSON.stringify(manifest.flags))
+    .update(manifest.compiler ?? '')
     .digest('hex');
   if (hash !== manifest.hash) return none('built from another native/kernels.cc (stale; run npm run build:native)');
-  const missing = missingCpuFeatures(manifest.requires ?? []);
-  if (missing.length) return none(`built for -march=${manifest.march}; this CPU lacks ${missing.join(', ')} (run npm run build:native here)`);
+  if (createHash('sha256').update(readFileSync(binary)).digest('hex') !== manifest.binary) {
+    return none('the binary is not the one its manifest names (run npm run build:native)');
+  }
+  const missing = missingCpuFeatures(manifest.requires);
+  if (missing.length) return none(`built for ${manifest.march}; this CPU lacks ${missing.join(', ')} (run npm run build:native here)`);
   try {
     const addon = createRequire(import.meta.url)(binary) as Addon;
-    return { addon, reason: `loaded (-march=${manifest.march})` };
+    return { addon, reason: `loaded (${manifest.march})` };
   } catch (err) {
     return none(`failed to load: ${String((err as Error).message).split('\n')[0]}`);
   }
@@ -115,6 +135,17 @@ function missingCpuFeatures(requires: string[]): string[] {
 interface WasmHeap {
   makeOutput(shape: number[], dtype: tfc.DataType): tfc.TensorInfo;
   typedArrayFromHeap(t: tfc.TensorInfo): tfc.backend_util.TypedArray;
+  disposeData(dataId: tfc.DataId): boolean;
+}
+
+/** Calls the addon to fill `out`; frees `out` if it throws (the engine never sees it). */
+function run(heap: WasmHeap, out: tfc.TensorInfo, call: () => void): void {
+  try {
+    call();
+  } catch (err) {
+    heap.disposeData(out.dataId);
+    throw err;
+  }
 }
 
 function one(v: number | [number, number] | undefined): boolean {
@@ -138,7 +169,7 @@ export function nativeConv2dKernel(tf: TF, addon: Addon, fallback: tfc.KernelCon
     const ok =
       x && filter && float32(x, filter) && attrs.dataFormat === 'NHWC' && one(attrs.strides) && one(attrs.dilations) &&
       (activation === 'linear' || activation === 'relu') && preluActivationWeights == null &&
-      (bias == null || (bias.dtype === 'float32' && tf.util.sizeFromShape(bias.shape) === filter.shape[3]));
+      (bias == null || (bias.dtype === 'float32' && isChannelVector(bias, filter.shape[3])));
     if (!ok) return fallbackOr(fallback, args, fused ? 'FusedConv2D' : 'Conv2D');
     const [B, H, W, C] = x.shape;
     const [KH, KW, , O] = filter.shape;
@@ -148,10 +179,10 @@ export function nativeConv2dKernel(tf: TF, addon: Addon, fallback: tfc.KernelCon
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([B, info.outHeight, info.outWidth, O], 'float32');
     // Views after makeOutput: allocating may grow the wasm memory and detach older views.
-    addon.conv2d(
+    run(heap, out, () => addon.conv2d(
       view(heap, x), view(heap, filter), bias ? view(heap, bias) : null, view(heap, out),
       B, H, W, C, KH, KW, O, info.outHeight, info.outWidth, info.padInfo.top, info.padInfo.left, activation === 'relu' ? 1 : 0,
-    );
+    ));
     return out;
   };
 }
@@ -171,10 +202,10 @@ export function nativeConv2dInputGradKernel(tf: TF, addon: Addon, fallback: tfc.
     );
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([B, H, W, C], 'float32');
-    addon.conv2dInputGrad(
+    run(heap, out, () => addon.conv2dInputGrad(
       view(heap, dy), view(heap, filter), view(heap, out),
       B, dy.shape[1], dy.shape[2], O, KH, KW, C, H, W, info.padInfo.top, info.padInfo.left,
-    );
+    ));
     return out;
   };
 }
@@ -194,10 +225,10 @@ export function nativeConv2dFilterGradKernel(tf: TF, addon: Addon, fallback: tfc
     );
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([...attrs.filterShape], 'float32');
-    addon.conv2dFilterGrad(
+    run(heap, out, () => addon.conv2dFilterGrad(
       view(heap, x), view(heap, dy), view(heap, out),
       B, H, W, C, dy.shape[1], dy.shape[2], O, KH, KW, info.padInfo.top, info.padInfo.left,
-    );
+    ));
     return out;
   };
 }
@@ -211,20 +242,24 @@ export function nativeMaxPoolGradKernel(tf: TF, addon: Addon, fallback: tfc.Kern
     const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([...input.shape], 'float32');
-    addon.maxPoolGrad(
+    run(heap, out, () => addon.maxPoolGrad(
       view(heap, input), view(heap, dy), view(heap, out), info.batchSize, info.inHeight, info.inWidth, info.inChannels,
       info.outHeight, info.outWidth, info.effectiveFilterHeight, info.effectiveFilterWidth,
       info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
-    );
+    ));
     return out;
   };
+}
+
+/** v is a vector of c channels: shape [c], [1,1,c], ... */
+function isChannelVector(v: tfc.TensorInfo, c: number): boolean {
+  return v.shape.length > 0 && v.shape[v.shape.length - 1] === c && v.shape.slice(0, -1).every((d) => d === 1);
 }
 
 /** The size of x's last axis when `v` broadcasts along it alone ([C], [1,1,C], ...), else 0. */
 function channelsOf(x: tfc.TensorInfo, v: tfc.TensorInfo): number {
   const c = x.shape[x.shape.length - 1];
-  if (c == null || v.shape.length > x.shape.length || v.shape[v.shape.length - 1] !== c) return 0;
-  return v.shape.slice(0, -1).every((d) => d === 1) ? c : 0;
+  return c != null && v.shape.length <= x.shape.length && isChannelVector(v, c) ? c : 0;
 }
 
 /** FusedBatchNorm with every statistic and parameter a vector of x's channels. */
@@ -239,10 +274,10 @@ export function nativeBatchNormKernel(tf: TF, addon: Addon, stock: tfc.KernelCon
     }
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([...x.shape], 'float32');
-    addon.batchNorm(
+    run(heap, out, () => addon.batchNorm(
       view(heap, x), view(heap, mean!), view(heap, variance!), offset ? view(heap, offset) : null,
       scale ? view(heap, scale) : null, view(heap, out), c, varianceEpsilon,
-    );
+    ));
     return out;
   };
 }
@@ -262,7 +297,7 @@ export function nativeChannelBinaryKernel(addon: Addon, stock: tfc.KernelConfig 
       if (c > 0 && size(full) > c) {
         const heap = args.backend as WasmHeap;
         const out = heap.makeOutput([...full.shape], 'float32');
-        addon.channelBinary(view(heap, full), view(heap, vec), view(heap, out), BINARY_OPS[op], c, vFirst ? 1 : 0);
+        run(heap, out, () => addon.channelBinary(view(heap, full), view(heap, vec), view(heap, out), BINARY_OPS[op], c, vFirst ? 1 : 0));
         return out;
       }
     }

@@ -27,7 +27,9 @@ describe('initBackend', () => {
     expect(first.package).toBe('@tensorflow/tfjs-backend-wasm');
     expect(first.tf.getBackend()).toBe('wasm');
     expect(first.reason).toMatch(/single-threaded/);
-    expect(first.reason).toMatch(/native conv kernels loaded \(-march=/); // stored with every run
+    // stored with every run
+    expect(first.reason).toMatch(/native conv kernels (loaded \(|disabled by SWEEP_NATIVE=0|not built)/);
+    if (process.env.CI === 'true' || process.env.SWEEP_REQUIRE_NATIVE === '1') expect(first.reason).toMatch(/native conv kernels loaded \(/);
     expect(first.tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
     expect(logs).toHaveLength(1);
 

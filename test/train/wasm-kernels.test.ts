@@ -17,6 +17,7 @@ import {
   WASM_TRAINING_KERNELS,
   availableWasmTrainingKernels,
   registerWasmTrainingKernels,
+  type WasmTrainingKernel,
 } from '../../src/train/wasm-kernels.ts';
 
 type TF = Awaited<ReturnType<typeof initBackend>>['tf'];
@@ -94,7 +95,7 @@ describe('registration', () => {
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
     registerWasmTrainingKernels(tf, []);
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeUndefined();
-    registerWasmTrainingKernels(tf, WASM_TRAINING_KERNELS);
+    registerWasmTrainingKernels(tf, availableWasmTrainingKernels());
     expect(tf.getKernel('Conv2DBackpropInput', 'wasm')).not.toBeUndefined();
   });
 
@@ -113,18 +114,28 @@ describe('registration', () => {
 /** Every replacement but the native ones: the compositions the native kernels fall back to. */
 const WITHOUT_NATIVE = WASM_TRAINING_KERNELS.filter((id) => !id.startsWith('native'));
 
+// The addon is optional; CI (and SWEEP_REQUIRE_NATIVE=1) requires it, elsewhere its cases need a build.
+const nativeRequired = process.env.CI === 'true' || process.env.SWEEP_REQUIRE_NATIVE === '1';
+const nativeBuilt = nativeKernels().addon != null;
+
 describe('native kernels', () => {
-  it('are built and load on this machine (npm ci builds them; the speed figures assume them)', () => {
+  it.skipIf(!nativeBuilt && !nativeRequired)('are built and load on this machine (npm ci builds them; the speed figures assume them)', () => {
     const { addon, reason } = nativeKernels();
     expect(addon, reason).not.toBeNull();
     expect(availableWasmTrainingKernels()).toEqual(WASM_TRAINING_KERNELS);
   });
+
+  it.skipIf(nativeBuilt)('without the addon only the wasm replacements are available, and asking for a native one says why', () => {
+    expect(availableWasmTrainingKernels()).toEqual(WITHOUT_NATIVE);
+    expect(() => registerWasmTrainingKernels(tf, WASM_TRAINING_KERNELS)).toThrow(/native kernels are not available: /);
+  });
 });
 
-describe.each([
-  ['native', WASM_TRAINING_KERNELS],
-  ['composed', WITHOUT_NATIVE],
-] as const)('conv2d and its gradients vs cpu (%s kernels)', (_, kernels) => {
+describe.each(
+  (nativeBuilt || nativeRequired
+    ? [['native', WASM_TRAINING_KERNELS], ['composed', WITHOUT_NATIVE]]
+    : [['composed', WITHOUT_NATIVE]]) as [string, readonly WasmTrainingKernel[]][],
+)('conv2d and its gradients vs cpu (%s kernels)', (_, kernels) => {
   beforeAll(() => {
     registerWasmTrainingKernels(tf, kernels);
     return () => registerWasmTrainingKernels(tf);
@@ -441,7 +452,7 @@ describe('one training step of a tiny recognizer', () => {
   });
 
   it.each([
-    ['all replacements', WASM_TRAINING_KERNELS],
+    ['all replacements', availableWasmTrainingKernels()],
     ['only the missing kernel', REQUIRED_WASM_TRAINING_KERNELS],
   ] as const)('model.fit with Adam and dropout runs on wasm with %s', async (_, kernels) => {
     registerWasmTrainingKernels(tf, kernels);
