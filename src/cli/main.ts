@@ -17,6 +17,10 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./show.ts'),
   () => import('./cancel.ts'),
   () => import('./wandb.ts'),
+  () => import('./ensemble.ts'),
+  () => import('./export.ts'),
+  () => import('./predict.ts'),
+  () => import('./eval.ts'),
 ];
 
 export async function main(argv: string[]): Promise<number> {

@@ -24,6 +24,7 @@ import type { SweepSpec } from '../sweep/schema.ts';
 import type { TrialResult } from '../train/trainer.ts';
 import { upsertMetrics } from './ingest.ts';
 import { DEFAULT_METRIC, sweptKeys, type MetricRow, type SweepMetric } from './metrics.ts';
+import { savePredictions, type PredictionSet } from './predictions.ts';
 
 export const TRIAL_STATUSES = ['queued', 'running', 'finished', 'failed', 'diverged', 'stopped', 'cancelled'] as const satisfies readonly TrialStatus[];
 /** States a trial never leaves on its own. */
@@ -224,6 +225,8 @@ export interface FinishedTrial {
   /** Every epoch of the trial (also those of earlier attempts); rows already stored are kept. */
   metrics: readonly MetricRow[];
   artifacts: readonly ArtifactRecord[];
+  /** Its validation and test predictions, stored with it for the ensemble builder. */
+  predictions?: readonly PredictionSet[];
 }
 
 /**
@@ -245,6 +248,7 @@ export async function finishTrial(prisma: PrismaClient, f: FinishedTrial): Promi
     }
     await tx.artifact.deleteMany({ where: { trialId: f.trialId } });
     await tx.artifact.createMany({ data: artifacts });
+    await savePredictions(tx, f.trialId, f.predictions ?? []);
     return status;
   });
 }

@@ -51,6 +51,7 @@ import type { TrainerKind } from './protocol.ts';
 import { TrialFailure, TrialProcess } from './trial-process.ts';
 import { join } from 'node:path';
 import { reapOrphans } from './reaper.ts';
+import { readTrialPredictions } from '../track/predictions.ts';
 import { isConnectionError, maxConsecutiveFailures, persistently, shortError, workerTimings, type WorkerTimings } from './policy.ts';
 
 /** A job re-delivered after a stall more often than this fails (a trial that kills its worker). */
@@ -444,6 +445,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
         { kind: 'checkpoint', path: join(outDir, 'checkpoints') },
       ];
       const value = resultMetric(metric, result, history);
+      const predictions = trainer === 'noop' ? [] : readTrialPredictions(result, (m) => say(trial, m));
       const st = await persist('storing a finished trial', () => finishTrial(prisma, {
         trialId: trial.id,
         worker: id,
@@ -451,6 +453,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
         bestMetric: value,
         metrics: history.flatMap((m) => epochRows(trial.id, m)),
         artifacts: trainer === 'noop' ? [] : artifacts,
+        predictions,
       }));
       if (st === 'finished' || st === 'cancelled') {
         // Every epoch, also those an earlier attempt or an outage kept from the outbox (rewriting
