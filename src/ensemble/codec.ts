@@ -9,6 +9,7 @@
  * the same half; the tests and the ensemble bench count how often that happens.
  */
 import { createHash } from 'node:crypto';
+import { endianness } from 'node:os';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -90,9 +91,17 @@ export function decodeProbs(buf: Uint8Array, expectedCount: number): Float32Arra
     );
   }
   const out = new Float32Array(expectedCount);
-  for (let i = 0; i < expectedCount; i++) out[i] = HALF_TO_FLOAT[buf[2 * i] | (buf[2 * i + 1] << 8)];
+  if (LITTLE_ENDIAN && buf.byteOffset % 2 === 0) {
+    // Read the halves in place: about twice as fast as assembling each from two bytes.
+    const halves = new Uint16Array(buf.buffer, buf.byteOffset, expectedCount);
+    for (let i = 0; i < expectedCount; i++) out[i] = HALF_TO_FLOAT[halves[i]];
+  } else {
+    for (let i = 0; i < expectedCount; i++) out[i] = HALF_TO_FLOAT[buf[2 * i] | (buf[2 * i + 1] << 8)];
+  }
   return out;
 }
+
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 /**
  * The identity of a dataset: sha256 (hex) over its file names and labels, in order. Each
