@@ -128,6 +128,7 @@ const accuracies = {
   vote_all: seq(voted.result),
   soft_all: seq(argmax(averaged.result)),
   greedy: greedy.result.trajectory[greedy.result.trajectory.length - 1],
+  greedy_weights_through_soft: seq(argmax(soft(members, greedy.result.weights))),
   greedy_float16: greedy16.trajectory[greedy16.trajectory.length - 1],
 };
 const loadAtEnd = load();

@@ -27,7 +27,11 @@ export interface GreedyOptions {
 export interface GreedyResult {
   /** How many times each member was added (0 outside the pool or never chosen); sums to `rounds`. */
   weights: number[];
-  /** Validation sequence accuracy of the ensemble after each round. */
+  /**
+   * Validation sequence accuracy of the ensemble after each round, from float64 sums. Scoring
+   * `soft(members, weights)` (float32 averages) gives the same number except where two classes
+   * of a character differ by less than float32 resolution.
+   */
   trajectory: number[];
   /** The member added in each round. */
   picks: number[];
