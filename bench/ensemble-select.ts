@@ -11,7 +11,7 @@
  * greedy's choices. Writes bench/results/ensemble-select.md and .json.
  */
 import { parseArgs } from 'node:util';
-import { decodeProbs, encodeProbs } from '../src/ensemble/codec.ts';
+import { decodeProbs, encodeProbs } from '../src/track/codec.ts';
 import { greedySelect, soft, vote } from '../src/ensemble/combine.ts';
 import { accuracy, argmax, makeProbs, type Probs } from '../src/ensemble/probs.ts';
 import { Rng } from '../src/util/rng.ts';

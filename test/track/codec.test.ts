@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { datasetHash, decodeProbs, encodeProbs, fromHalfBits, toHalfBits } from '../../src/ensemble/codec.ts';
+import { datasetHash, decodeProbs, encodeProbs, fromHalfBits, toHalfBits } from '../../src/track/codec.ts';
 import { argmax, makeProbs } from '../../src/ensemble/probs.ts';
 import { Rng } from '../../src/util/rng.ts';
 
