@@ -12,7 +12,7 @@
  * Every drill runs on servers of its own, so the ones other work uses are never touched: a
  * private Postgres cluster (initdb into bench/out/faults/pg, run as the `postgres` user when
  * this runs as root), a private redis-server with appendonly, and the fake W&B server the
- * tests use (test/track/fake-wandb.ts: no real W&B is reachable from here). Workers are
+ * tests use (support/fake-wandb.ts: no real W&B is reachable from here). Workers are
  * `sweep worker --exit-when-idle` processes with short heartbeat and lock timings.
  *
  * A drill passes when every trial finished, the metric points stored equal those in the
@@ -31,9 +31,10 @@ import { launchSweep } from '../src/scheduler/launch.ts';
 import { trialDir } from '../src/worker/data.ts';
 import { epochRows } from '../src/track/metrics.ts';
 import type { EpochMetrics } from '../src/train/trainer.ts';
-import { tinySweep, waitFor } from '../test/e2e/helpers.ts';
-import { freePort, portOpen } from '../test/infra/ports.ts';
-import { startFakeWandb, type FakeWandb } from '../test/track/fake-wandb.ts';
+import { tinySweep } from '../support/tiny-sweep.ts';
+import { waitFor } from '../support/wait.ts';
+import { freePort, portOpen } from '../support/ports.ts';
+import { startFakeWandb, type FakeWandb } from '../support/fake-wandb.ts';
 
 const { values: a } = parseArgs({
   options: {

@@ -28,7 +28,7 @@ import { openDatabase, type PrismaClient } from '../src/infra/db.ts';
 import { upsertMetrics } from '../src/track/ingest.ts';
 import { epochRows, type MetricRow } from '../src/track/metrics.ts';
 import type { EpochMetrics } from '../src/train/trainer.ts';
-import { createTestDatabase, TEST_PG_URL } from '../test/infra/pg.ts';
+import { createTestDatabase, TEST_PG_URL } from '../support/pg.ts';
 
 const { values: a } = parseArgs({
   options: {

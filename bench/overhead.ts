@@ -191,7 +191,7 @@ async function main(): Promise<void> {
   const { upsertMetrics } = await import('../src/track/ingest.ts');
   const { epochRows } = await import('../src/track/metrics.ts');
   const { microBatchFor, trainTrial } = await import('../src/train/trainer.ts');
-  const { createTestDatabase } = await import('../test/infra/pg.ts');
+  const { createTestDatabase } = await import('../support/pg.ts');
 
   const num = (k: 'images' | 'val' | 'width' | 'batch' | 'pretrain' | 'gru', integer = true) => {
     const v = Number(a[k]);
