@@ -9,7 +9,8 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
+/** bench/results/, or BENCH_RESULTS_DIR (a smoke run of a script that should not replace the committed page). */
+export const RESULTS_DIR = process.env.BENCH_RESULTS_DIR || join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
 
 export interface Machine {
   cpu: string;
