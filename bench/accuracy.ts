@@ -5,7 +5,9 @@
  *   npx tsx bench/accuracy.ts [--train 30000] [--width 0.125] [--pretrain 8] [--gru 8] [--lr-decay 1] [--lr-cosine 0] [--precise-bn 0]
  *                             [--budget-min 120] [--backend auto] [--out bench/out/accuracy]
  *
- * Prints one row per epoch and writes bench/out/accuracy/curve.json. The CPU minutes are this
+ * Prints one row per epoch and writes bench/out/accuracy/curve.json (what a resumed run goes on
+ * from) and bench/results/accuracy.md and .json, both after every epoch, so a run stopped early
+ * still leaves its page. The CPU minutes are this
  * process's user+system time (process.cpuUsage), so other load on the machine does not count.
  * The budget stops training at the first epoch end past it. Run again with the same --out and
  * settings to go on: the trainer resumes from its last checkpoint and the curve continues from
@@ -25,6 +27,7 @@ import { axisView, kernelDims } from '../src/train/geometry.ts';
 import { DEFAULT_PARAMS, resolveParams } from '../src/train/params.ts';
 import { TrainingAborted, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
 import { writeFileAtomic } from '../src/train/io.ts';
+import { markdownTable, runStart, writeResults } from './lib/results.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -50,6 +53,7 @@ const { values: a } = parseArgs({
   },
 });
 
+const started = runStart();
 const out = a.out!;
 async function dataset(name: string, count: number, seed: number) {
   const dir = join(out, 'data', `${name}-${count}-s${seed}`);
@@ -122,6 +126,31 @@ console.log('|---|---|---|---|---|---|---|---|---|---|');
 const controller = new AbortController();
 const save = () =>
   writeFileAtomic(curveFile, JSON.stringify({ machine, backend: active.backend, params, images, rows }, null, 1));
+const f4 = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(4));
+/** The results page: every epoch so far (a resumed run's earlier epochs included). */
+function page(status: string): void {
+  const best = rows.reduce<(typeof rows)[number] | null>((b, r) => ((r.test_seq_acc ?? 0) > (b?.test_seq_acc ?? -1) ? r : b), null);
+  writeResults({
+    name: 'accuracy',
+    title: 'Test sequence accuracy against CPU minutes',
+    ...started,
+    status,
+    markdown: [
+      `Railway CAPTCHAs: train ${images.train} / val ${images.val} / test ${images.test} images (seeds 101 / 202 / 303), width ${params.width}, kernel ${kernelDims(params).join('x')}, batch ${params.batch_size}, ` +
+        `lr ${params.lr} (decay ${params.lr_decay}, cosine ${params.lr_cosine}), precise BatchNorm ${params.precise_bn}, dropout ${params.dropout}, alpha ${params.alpha}, ` +
+        `up to ${params.pretrain_epochs} pretrain + ${params.gru_epochs} GRU epochs, budget ${budgetMin} CPU minutes; backend ${active.backend}, one process. ` +
+        'CPU minutes are this process\'s user + system time, so other load on the machine does not count; wall minutes do.',
+      '',
+      best ? `Best test sequence accuracy so far: **${f4(best.test_seq_acc)}** (${best.phase} epoch ${best.epoch + 1}, ${best.cpu_min.toFixed(1)} CPU minutes).` : 'No epoch finished yet.',
+      '',
+      markdownTable(
+        ['phase', 'epoch', 'cpu min', 'wall min', 'train img/s', 'loss', 'val seq', 'val char by position', 'test char', 'test seq'],
+        rows.map((r) => [r.phase, r.epoch + 1, r.cpu_min.toFixed(1), r.wall_min.toFixed(1), r.images_per_s.toFixed(1), r.loss.toFixed(3), f4(r.val_seq_acc), r.val_char_acc_by_position.map((v) => v.toFixed(2)).join(' '), f4(r.test_char_acc), f4(r.test_seq_acc)]),
+      ),
+    ].join('\n'),
+    data: { params, images, backend: active.backend, budgetCpuMin: budgetMin, rows },
+  });
+}
 try {
   await trainTrial({
     params,
@@ -136,15 +165,18 @@ try {
         const row = { ...m, cpu_min: cpuMinutes(), wall_min: (performance.now() - wall0) / 60e3 };
         rows.push(row);
         save();
+        page(`in progress: ${m.phase} epoch ${m.epoch + 1} done (up to ${params.pretrain_epochs} pretrain + ${params.gru_epochs} GRU epochs), ${row.cpu_min.toFixed(1)} of ${budgetMin} CPU minutes`);
         console.log(`| ${m.phase} | ${m.epoch + 1} | ${row.cpu_min.toFixed(1)} | ${row.wall_min.toFixed(1)} | ${m.images_per_s.toFixed(1)} | ` +
           `${m.loss.toFixed(3)} | ${m.val_seq_acc.toFixed(4)} | ${m.val_char_acc_by_position.map((v) => v.toFixed(2)).join(' ')} | ${m.test_char_acc!.toFixed(4)} | ${m.test_seq_acc!.toFixed(4)} |`);
         if (row.cpu_min >= budgetMin) controller.abort();
       },
     },
   });
+  page('complete: every epoch ran (or early stopping ended a phase)');
 } catch (err) {
   if (!(err instanceof TrainingAborted)) throw err;
   console.log(`# budget of ${budgetMin} CPU minutes reached`);
+  page(`complete: the budget of ${budgetMin} CPU minutes was reached`);
 }
 const best = rows.reduce((b, r) => Math.max(b, r.test_seq_acc ?? 0), 0);
 console.log(`# best test sequence accuracy ${best.toFixed(4)} after ${cpuMinutes().toFixed(1)} CPU minutes`);

@@ -4,11 +4,12 @@
  *   npx tsx bench/expand.ts [--trials 10000] [--repeats 7]
  *
  * A grid of four parameters with `trials` points in all (10x10x10x10 by default), and a random
- * sweep with run_cap = trials. Prints a table (case, trials, median ms, trials/s, machine).
- * Numbers go in the README with the machine they ran on.
+ * sweep with run_cap = trials. Prints a table (case, trials, median ms, trials/s, machine) and
+ * writes it to bench/results/expand.md and .json.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { markdownTable, runStart, writeResults } from './lib/results.ts';
 import { expandSweep } from '../src/scheduler/expand.ts';
 import { expandGrid } from '../src/scheduler/grid.ts';
 import { sampleRandom } from '../src/scheduler/random.ts';
@@ -60,6 +61,7 @@ function time(run: () => unknown): number {
   return median(ms);
 }
 
+const started = runStart();
 const grid: SweepSpec = parseSweep(gridText, 'bench-grid.yaml');
 const random: SweepSpec = parseSweep(randomText, 'bench-random.yaml');
 const cases: Array<[string, () => unknown[]]> = [
@@ -72,10 +74,28 @@ const cases: Array<[string, () => unknown[]]> = [
 
 const machine = `${os.cpus()[0]?.model.trim() ?? 'unknown cpu'}, ${os.cpus().length} cores, node ${process.version}`;
 const rows: string[][] = [['case', 'trials', 'median ms', 'trials/s', 'load avg', 'machine']];
+const results: Array<{ case: string; trials: number | null; medianMs: number; trialsPerS: number | null }> = [];
 for (const [name, run] of cases) {
   const n = run().length;
   const ms = time(run);
+  const parse = name.startsWith('parse');
+  results.push({ case: name, trials: parse ? null : n, medianMs: ms, trialsPerS: parse ? null : (n / ms) * 1000 });
   rows.push([name, name.startsWith('parse') ? '-' : String(n), ms.toFixed(1), name.startsWith('parse') ? '-' : Math.round((n / ms) * 1000).toLocaleString('en-US'), os.loadavg()[0].toFixed(2), machine]);
 }
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
 for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+
+writeResults({
+  name: 'expand',
+  title: 'Sweep expansion: parse, expand, hash ids (no I/O)',
+  ...started,
+  markdown: [
+    `A grid of four parameters, ${trials.toLocaleString('en-US')} points in all, and a random sweep with run_cap ${trials.toLocaleString('en-US')}; median of ${repeats} runs after one warm-up, one process.`,
+    '',
+    markdownTable(
+      ['case', 'trials', 'median ms', 'trials/s'],
+      results.map((r) => [r.case, r.trials ?? '-', r.medianMs.toFixed(1), r.trialsPerS === null ? '-' : Math.round(r.trialsPerS).toLocaleString('en-US')]),
+    ),
+  ].join('\n'),
+  data: { trials, repeats, results },
+});

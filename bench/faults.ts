@@ -12,13 +12,15 @@
  * Every drill runs on servers of its own, so the ones other work uses are never touched: a
  * private Postgres cluster (initdb into bench/out/faults/pg, run as the `postgres` user when
  * this runs as root), a private redis-server with appendonly, and the fake W&B server the
- * tests use (test/track/fake-wandb.ts: no real W&B is reachable from here). Workers are
+ * tests use (support/fake-wandb.ts: no real W&B is reachable from here). Workers are
  * `sweep worker --exit-when-idle` processes with short heartbeat and lock timings.
  *
  * A drill passes when every trial finished, the metric points stored equal those in the
  * trials' history.json files (none missing, none extra: duplicates cannot exist under the
  * (trial, phase, epoch, key) key, so "extra" would mean a point no epoch produced), and
- * W&B received each history line at exactly one offset with the values of the final run.
+ * W&B received each history line at exactly one offset with the values of the final run. The
+ * table goes to bench/results/faults.md and .json, after every drill (a run stopped midway
+ * keeps the drills it finished).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,9 +33,11 @@ import { launchSweep } from '../src/scheduler/launch.ts';
 import { trialDir } from '../src/worker/data.ts';
 import { epochRows } from '../src/track/metrics.ts';
 import type { EpochMetrics } from '../src/train/trainer.ts';
-import { tinySweep, waitFor } from '../test/e2e/helpers.ts';
-import { freePort, portOpen } from '../test/infra/ports.ts';
-import { startFakeWandb, type FakeWandb } from '../test/track/fake-wandb.ts';
+import { tinySweep } from '../support/tiny-sweep.ts';
+import { waitFor } from '../support/wait.ts';
+import { freePort, portOpen } from '../support/ports.ts';
+import { startFakeWandb, type FakeWandb } from '../support/fake-wandb.ts';
+import { runStart, writeResults } from './lib/results.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -283,6 +287,7 @@ async function runDrill(drill: string, pgServer: PrivatePostgres, wandb: FakeWan
 
 // ------------------------------------------------------------------------------------------
 
+const started = runStart();
 mkdirSync(OUT, { recursive: true });
 const pgServer = new PrivatePostgres(path.join(OUT, 'pg'), await freePort());
 pgServer.init();
@@ -290,11 +295,40 @@ pgServer.start();
 const wandb = await startFakeWandb();
 const machine = `${os.cpus()[0].model}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`;
 const results: DrillResult[] = [];
+const title = `# fault drills: ${nTrials} trials (width 0.0625, 4 pretrain + 2 GRU epochs), ${nWorkers} workers; ${machine}`;
+const table = () => [
+  '| drill | trials finished | other states | attempts | metric points expected / stored | missing | extra | W&B lines expected / received | W&B wrong or duplicated | W&B rows left to sync | seconds |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
+  ...results.map(
+    (r) =>
+      `| ${r.drill} | ${r.finished}/${r.trials} | ${r.other} | ${r.attempts} | ${r.pointsExpected} / ${r.pointsStored} | ${r.missing} | ${r.extra} | ${r.wandbExpected} / ${r.wandbReceived} | ${r.wandbWrong} | ${r.wandbBySync < 0 ? '-' : r.wandbBySync} | ${r.seconds.toFixed(0)} |`,
+  ),
+];
+const passed = (r: DrillResult) => r.finished === r.trials && r.missing === 0 && r.extra === 0 && r.wandbWrong === 0 && r.wandbReceived === r.wandbExpected;
+const verdict = () => (results.every(passed) ? 'every drill: all trials finished, zero points lost or duplicated' : 'SOME DRILL FAILED (see the table and bench/out/faults/<drill>/workers.log)');
+const page = () =>
+  writeResults({
+    name: 'faults',
+    title: 'Fault drills: a small sweep while something breaks',
+    ...started,
+    ...(results.length < drills.length ? { status: `partial: ${results.length} of ${drills.length} drills (${drills.join(', ')}) done` } : {}),
+    markdown: [
+      `${nTrials} trials (width 0.0625, 4 pretrain + 2 GRU epochs) run by ${nWorkers} \`sweep worker --exit-when-idle\` processes on a private Postgres cluster, a private redis-server (appendonly) and the fake W&B server. ` +
+        `kill: kill -9 of a worker mid-trial, a replacement starts; redis: Redis stopped and started again; postgres: Postgres stopped for ${a['pg-down']} s; wandb: W&B answers 503 for ${a['wandb-down']} s. ` +
+        'A drill passes when every trial finished, the stored metric points equal those in the trials\' history.json files, and W&B received each history line at exactly one offset with the final values.',
+      '',
+      ...table(),
+      '',
+      verdict(),
+    ].join('\n'),
+    data: { trials: nTrials, workers: nWorkers, pgDownS: Number(a['pg-down']), wandbDownS: Number(a['wandb-down']), drills, results, passed: results.every(passed) },
+  });
 try {
   for (const d of drills) {
     if (!['kill', 'redis', 'postgres', 'wandb'].includes(d)) throw new Error(`--drills: unknown drill ${JSON.stringify(d)}; expected kill, redis, postgres, wandb`);
     results.push(await runDrill(d, pgServer, wandb));
     log(`${d}: ${JSON.stringify(results.at(-1))}`);
+    page();
   }
 } finally {
   await wandb.close();
@@ -304,12 +338,7 @@ try {
     /* already stopped */
   }
 }
-console.log(`# fault drills: ${nTrials} trials (width 0.0625, 4 pretrain + 2 GRU epochs), ${nWorkers} workers; ${machine}`);
-console.log('| drill | trials finished | other states | attempts | metric points expected / stored | missing | extra | W&B lines expected / received | W&B wrong or duplicated | W&B rows left to sync | seconds |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-for (const r of results) {
-  console.log(`| ${r.drill} | ${r.finished}/${r.trials} | ${r.other} | ${r.attempts} | ${r.pointsExpected} / ${r.pointsStored} | ${r.missing} | ${r.extra} | ${r.wandbExpected} / ${r.wandbReceived} | ${r.wandbWrong} | ${r.wandbBySync < 0 ? '-' : r.wandbBySync} | ${r.seconds.toFixed(0)} |`);
-}
-const ok = results.every((r) => r.finished === r.trials && r.missing === 0 && r.extra === 0 && r.wandbWrong === 0 && r.wandbReceived === r.wandbExpected);
-console.log(ok ? '# every drill: all trials finished, zero points lost or duplicated' : '# SOME DRILL FAILED (see the table and bench/out/faults/<drill>/workers.log)');
-process.exitCode = ok ? 0 : 1;
+console.log(title);
+for (const line of table()) console.log(line);
+console.log(`# ${verdict()}`);
+process.exitCode = results.every(passed) ? 0 : 1;

@@ -7,12 +7,16 @@
  *   npx tsx bench/filter-grad.ts [--rounds 3] [--chunks 8,4,1]
  *
  * Best wall ms of `rounds` runs each, after one warm-up; every result is checked against the
- * registered formulation (max abs difference printed; the sums run in other orders).
+ * registered formulation (max abs difference printed; the sums run in other orders). The table
+ * goes to bench/results/filter-grad.md and .json.
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/train/backend.ts';
+import { runStart, writeResults } from './lib/results.ts';
+
+const started = runStart();
 
 const { values: a } = parseArgs({
   options: { rounds: { type: 'string', default: '3' }, chunks: { type: 'string', default: '8,4,1' } },
@@ -71,14 +75,17 @@ const variants: [string, typeof conv][] = [
   ...a.chunks!.split(',').map((g) => [`conv over chunks of ${g} images`, chunked(Number(g))] as [string, typeof conv]),
   ['im2col + matMul', im2col],
 ];
+const lines = [`| input | output gradient | ${variants.map(([n]) => n).join(' | ')} |`, `|---|---|${variants.map(() => '---').join('|')}|`];
+const measured: Array<{ input: Shape4; outputGradient: Shape4; pad: Pad; variants: Array<{ name: string; bestMs: number; maxAbsDiff: number }> }> = [];
 console.log(`# Conv2DBackpropFilter formulations, wasm, best of ${rounds}; ${cpus()[0].model}, ${cpus().length} cores`);
-console.log(`| input | output gradient | ${variants.map(([n]) => n).join(' | ')} |`);
-console.log(`|---|---|${variants.map(() => '---').join('|')}|`);
+for (const line of lines) console.log(line);
 for (const [xs, ds, pad] of LAYERS) {
   const x = tf.randomNormal(xs) as Tensor4D;
   const dy = tf.randomNormal(ds) as Tensor4D;
   const ref = registered(x, dy, pad);
-  const cells = variants.map(([, f]) => {
+  const layer = { input: xs, outputGradient: ds, pad, variants: [] as Array<{ name: string; bestMs: number; maxAbsDiff: number }> };
+  measured.push(layer);
+  const cells = variants.map(([name, f]) => {
     const warm = f(x, dy, pad);
     const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(warm, ref))).dataSync()[0]);
     warm.dispose();
@@ -90,8 +97,22 @@ for (const [xs, ds, pad] of LAYERS) {
       best = Math.min(best, performance.now() - t0);
       out.dispose();
     }
+    layer.variants.push({ name, bestMs: best, maxAbsDiff: diff });
     return `${best.toFixed(0)} ms (diff ${diff.toExponential(0)})`;
   });
-  console.log(`| ${JSON.stringify(xs)} | ${JSON.stringify(ds)} | ${cells.join(' | ')} |`);
+  lines.push(`| ${JSON.stringify(xs)} | ${JSON.stringify(ds)} | ${cells.join(' | ')} |`);
+  console.log(lines.at(-1));
   tf.dispose([x, dy, ref]);
 }
+
+writeResults({
+  name: 'filter-grad',
+  title: 'Conv2DBackpropFilter formulations on wasm',
+  ...started,
+  markdown: [
+    `The model's conv layers at width 0.25, batch 32, kernel 3. Best wall ms of ${rounds} runs each after one warm-up; each result's max abs difference from the registered kernel's in brackets (the sums run in other orders).`,
+    '',
+    ...lines,
+  ].join('\n'),
+  data: { rounds, layers: measured },
+});

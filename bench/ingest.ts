@@ -18,9 +18,9 @@
  * --epochs: epochs written per run at batches of 100 and 1,000; --single: epochs per run at one
  * epoch a call. Each cell is the median of --runs runs. Uses a database of its own on the
  * Postgres at SWEEP_TEST_PG_URL (default postgresql://postgres@127.0.0.1:5432/postgres), dropped
- * at the end; raw numbers go to bench/out/ingest.json.
+ * at the end. The table and the raw numbers go to bench/results/ingest.md and .json.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -28,7 +28,8 @@ import { openDatabase, type PrismaClient } from '../src/infra/db.ts';
 import { upsertMetrics } from '../src/track/ingest.ts';
 import { epochRows, type MetricRow } from '../src/track/metrics.ts';
 import type { EpochMetrics } from '../src/train/trainer.ts';
-import { createTestDatabase, TEST_PG_URL } from '../test/infra/pg.ts';
+import { createTestDatabase, TEST_PG_URL } from '../support/pg.ts';
+import { runStart, writeResults } from './lib/results.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -183,8 +184,9 @@ interface Cell {
 }
 
 async function main() {
+  const started = runStart();
   const startLoad = loadavg();
-  const startedAt = new Date();
+  const startedAt = started.startedAt;
   const tdb = await createTestDatabase('sweep_bench_ingest');
   const db = await openDatabase({ env: { DATABASE_URL: tdb.url }, migrate: true });
   const admin = new pg.Client({ connectionString: TEST_PG_URL });
@@ -193,10 +195,11 @@ async function main() {
   const { prisma } = db;
   const cells: Cell[] = [];
   let pgVersion = '';
+  let keys = 0;
   try {
     pgVersion = (await prisma.$queryRaw<{ v: string }[]>`SELECT current_setting('server_version') AS v`)[0].v;
     const sweep = await prisma.sweep.create({ data: { name: 'bench-ingest', method: 'grid', spec: {}, metricName: 'val_seq_acc', metricGoal: 'maximize' }, select: { id: true } });
-    const keys = epochRows('x', epochMetrics(0, 0)).length;
+    keys = epochRows('x', epochMetrics(0, 0)).length;
     log(`ingest bench: ${keys} points per epoch, ${runs} runs, load ${startLoad}`);
 
     // Warm-up: connections, Prisma's query plans, Postgres' catalog caches.
@@ -251,29 +254,45 @@ async function main() {
       median: { fresh: median(c.fresh), replaySame: median(c.replaySame), replayChanged: median(c.replayChanged), clientUs: median(c.clientUs), serverUs: median(c.serverUs) },
     })),
   };
-  mkdirSync('bench/out', { recursive: true });
-  writeFileSync('bench/out/ingest.json', `${JSON.stringify(report, null, 1)}\n`);
-  if (a.json) {
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    return;
-  }
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
-  console.log(`\nmachine: ${machine}`);
-  console.log(`load average (1, 5, 15 min): ${startLoad} at start, ${endLoad} at end`);
-  console.log(`points/s, median of ${runs} runs; ${report.command}\n`);
-  console.log('| statement | batch (epochs) | rows/call | calls/run | fresh points/s | ms/call | CPU µs/point (client + server) | points per CPU-s | replay, same values, points/s | replay, new values, points/s | rows after replays | replayed epoch |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const table = [
+    '| statement | batch (epochs) | rows/call | calls/run | fresh points/s | ms/call | CPU µs/point (client + server) | points per CPU-s | replay, same values, points/s | replay, new values, points/s | rows after replays | replayed epoch |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
   for (const c of cells) {
     const fresh = median(c.fresh);
     const replayed = c.overwritten === c.rows ? 'overwritten' : c.overwritten === 0 ? 'old value kept' : `${c.overwritten}/${c.rows} overwritten`;
-    console.log(
+    table.push(
       `| ${c.statement} | ${c.batchEpochs} | ${n(c.rowsPerBatch)} | ${c.calls} | ${n(fresh)} | ${((1000 * c.rowsPerBatch) / fresh).toFixed(1)} | ` +
         `${median(c.clientUs).toFixed(0)} + ${median(c.serverUs).toFixed(0)} | ${n(1e6 / median(c.clientUs.map((u, i) => u + c.serverUs[i])))} | ` +
         `${n(median(c.replaySame))} | ${n(median(c.replayChanged))} | ${c.countOk ? 'unchanged (no duplicates)' : 'CHANGED'} | ${replayed} |`,
     );
   }
+  const statements = Object.entries(STATEMENTS).map(([s, v]) => `${s}: ${v.sql}`);
+  writeResults({
+    name: 'ingest',
+    title: 'Metric points into Postgres: createMany against upsertMetrics',
+    ...started,
+    markdown: [
+      `${keys} points an epoch (${a['test-metrics'] ? 'with' : 'without'} test metrics); points/s are the median of ${runs} run(s) on PostgreSQL ${pgVersion} on 127.0.0.1. ` +
+        `Fresh rows first, then the same rows replayed with the same values and with changed values; the last two columns say what the table held afterwards. Goal: >= 20,000 points/s batched.`,
+      '',
+      ...table,
+      '',
+      ...statements.map((x) => `- ${x}`),
+    ].join('\n'),
+    data: report,
+  });
+  if (a.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  console.log(`\nmachine: ${machine}`);
+  console.log(`load average (1, 5, 15 min): ${startLoad} at start, ${endLoad} at end`);
+  console.log(`points/s, median of ${runs} runs; ${report.command}\n`);
+  for (const line of table) console.log(line);
   console.log('');
-  for (const [s, v] of Object.entries(STATEMENTS)) console.log(`${s}: ${v.sql}`);
+  for (const line of statements) console.log(line);
 }
 
 await main();

@@ -12,7 +12,7 @@
  * steadier. `--layers` adds a table of the conv backprop formulations per layer of the model.
  *
  * The last two rows are the native kernels (src/train/native-kernels.ts), where the addon loads.
- * Numbers: README, "wasm training kernels".
+ * The tables go to bench/results/kernels.md and .json.
  */
 import { parseArgs } from 'node:util';
 import os from 'node:os';
@@ -26,6 +26,7 @@ import {
   type WasmTrainingKernel,
 } from '../src/train/wasm-kernels.ts';
 import { buildGruModel, filtersFor, l2Penalty, type ModelSpec } from '../src/train/model.ts';
+import { markdownTable, runStart, writeResults } from './lib/results.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -41,6 +42,7 @@ const B = Number(opts.batch);
 const WIDTH = Number(opts.width);
 const ROUNDS = Number(opts.rounds);
 
+const started = runStart();
 const { tf, reason } = await initBackend('wasm');
 
 const spec: ModelSpec = { kernel_size: K, alpha: 1e-4, dropout: 0.25, width: WIDTH, seed: 1, height: 60, imageWidth: 200, length: 6, classes: 36 };
@@ -123,16 +125,42 @@ const rows = configs.map((cfg, c) => {
     median(times[c].fwd).toFixed(0),
   ];
 });
-printTable(['configuration', 'step cpu ms (median)', 'best', 'img/s', 'vs first', 'wall ms', 'forward cpu ms'], rows);
+const stepHeader = ['configuration', 'step cpu ms (median)', 'best', 'img/s', 'vs first', 'wall ms', 'forward cpu ms'];
+printTable(stepHeader, rows);
 console.log(`\n${ROUNDS} rounds after one warm-up step each; tensors alive: ${tf.memory().numTensors}`);
 
+let layers: { header: string[]; rows: string[][] } | null = null;
 if (opts.layers) {
   registerWasmTrainingKernels(tf);
   console.log('\nconv backprop per layer (cpu ms, best of 3): stock wasm kernel vs the formulations tried');
-  layerTable();
+  layers = layerTable();
 }
 
-function layerTable(): void {
+writeResults({
+  name: 'kernels',
+  title: 'One training step on wasm, training kernels added one by one',
+  ...started,
+  markdown: [
+    `One training step (forward + backward + Adam) of the recognizer, width ${WIDTH} (filters ${filtersFor(WIDTH).join('/')}), kernel ${K}, batch ${B}, input ${spec.height}x${spec.imageWidth}x3; backend: ${reason}.`,
+    `Each row adds one replacement kernel to the one before; configurations take turns step by step, ${ROUNDS} rounds after one warm-up step each. Times are this process's CPU time (wasm runs on one thread), steadier than wall time on a shared machine.`,
+    '',
+    markdownTable(stepHeader, rows),
+    ...(layers
+      ? ['', 'Conv backprop per layer (CPU ms, best of 3): composed = the wasm-kernel compositions (XNNPACK convs); native = the addon; dW taps = one matMul per filter tap.', '', markdownTable(layers.header, layers.rows)]
+      : []),
+  ].join('\n'),
+  data: {
+    width: WIDTH,
+    kernel: K,
+    batch: B,
+    rounds: ROUNDS,
+    backend: reason,
+    configurations: configs.map((cfg, c) => ({ name: cfg.name, kernels: cfg.kernels, trainCpuMs: times[c].train, wallMs: times[c].wall, forwardCpuMs: times[c].fwd, medianTrainCpuMs: median(times[c].train) })),
+    layers,
+  },
+});
+
+function layerTable(): { header: string[]; rows: string[][] } {
   const filters = filtersFor(WIDTH);
   let h = spec.height;
   let w = spec.imageWidth;
@@ -202,9 +230,11 @@ function layerTable(): void {
       ]);
     });
   }
-  printTable(['layer (input)', 'forward', 'fwd native', 'dx stock', 'dx composed', 'dx native', 'dW composed', 'dW native', 'dW taps'], rows);
+  const header = ['layer (input)', 'forward', 'fwd native', 'dx stock', 'dx composed', 'dx native', 'dW composed', 'dW native', 'dW taps'];
+  printTable(header, rows);
   console.log('composed: the wasm-kernel compositions (XNNPACK convs); native: the addon (nativeConv);');
   console.log('dW taps: one matMul per filter tap, x slice transposed up front (the im2col alternative).');
+  return { header, rows };
 }
 
 function printTable(header: string[], rows: string[][]): void {

@@ -33,18 +33,19 @@
  * 3 CPU minutes on this machine's wasm).
  *
  * Data is generated once under bench/out/overhead/; the trial is written to
- * bench/out/overhead/trial (removed first, so it never resumes), the raw numbers to
- * bench/out/overhead.json. The database is a new one on the Postgres at SWEEP_TEST_PG_URL
+ * bench/out/overhead/trial (removed first, so it never resumes); the table and the raw numbers
+ * go to bench/results/overhead.md and .json. The database is a new one on the Postgres at SWEEP_TEST_PG_URL
  * (default postgresql://postgres@127.0.0.1:5432/postgres), dropped at the end.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EarlyTerminate } from '../src/sweep/schema.ts';
 import type { MetricRow } from '../src/track/metrics.ts';
 import type { BatchProgress, EpochMetrics, Phase } from '../src/train/trainer.ts';
+import { runStart, writeResults } from './lib/results.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -191,7 +192,7 @@ async function main(): Promise<void> {
   const { upsertMetrics } = await import('../src/track/ingest.ts');
   const { epochRows } = await import('../src/track/metrics.ts');
   const { microBatchFor, trainTrial } = await import('../src/train/trainer.ts');
-  const { createTestDatabase } = await import('../test/infra/pg.ts');
+  const { createTestDatabase } = await import('../support/pg.ts');
 
   const num = (k: 'images' | 'val' | 'width' | 'batch' | 'pretrain' | 'gru', integer = true) => {
     const v = Number(a[k]);
@@ -209,6 +210,7 @@ async function main(): Promise<void> {
   const sweepTrials = Number(a['sweep-trials']);
   if (!Number.isInteger(sweepTrials) || sweepTrials < 0) throw new Error(`--sweep-trials must be a non-negative integer, got ${a['sweep-trials']}`);
 
+  const started = runStart();
   const startLoad = loadavg();
   const cpu0 = process.cpuUsage();
   const dataset = async (name: string, count: number, seed: number) => {
@@ -406,41 +408,57 @@ async function main(): Promise<void> {
     samples,
     summary,
   };
-  mkdirSync('bench/out', { recursive: true });
-  writeFileSync('bench/out/overhead.json', `${JSON.stringify(report, null, 1)}\n`);
-  if (a.json) {
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    return;
-  }
   const all = summary.at(-1)!;
-  console.log(`\nmachine: ${machine}; backend ${active.backend}`);
-  console.log(`load average (1, 5, 15 min): ${startLoad} at start, ${endLoad} at end`);
-  console.log(`${command}: ${report.setup.images} train / ${report.setup.val} val railway images, width ${width}, batch ${batch} (micro ${report.setup.micro}); early termination ${early?.type ?? 'none'} over ${sweepTrials} other trials of 20 epochs; this process used ${(totalCpu / 60).toFixed(1)} CPU min in ${(report.trainWallSeconds / 60).toFixed(1)} min of training\n`);
-  console.log('| phase | epoch | epoch s (train + val) | epoch CPU s | checkpoint ms | checkpoint MB | logging ms (all) | of which store ms (new connections) | of which early termination ms | progress msgs ms | overhead % of epoch |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  const lines: string[] = [];
+  const out = (line = '') => lines.push(line);
+  const head = `${command}: ${report.setup.images} train / ${report.setup.val} val railway images, width ${width}, batch ${batch} (micro ${report.setup.micro}); early termination ${early?.type ?? 'none'} over ${sweepTrials} other trials of 20 epochs; this process used ${(totalCpu / 60).toFixed(1)} CPU min in ${(report.trainWallSeconds / 60).toFixed(1)} min of training`;
+  out('| phase | epoch | epoch s (train + val) | epoch CPU s | checkpoint ms | checkpoint MB | logging ms (all) | of which store ms (new connections) | of which early termination ms | progress msgs ms | overhead % of epoch |');
+  out('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of samples) {
-    console.log(
+    out(
       `| ${s.phase} | ${s.epoch + 1} | ${s.epochS.toFixed(1)} | ${s.cpuS.toFixed(1)} | ${(1000 * s.checkpointS).toFixed(0)} | ${s.checkpointMB.toFixed(1)} | ` +
         `${s.loggingMs.toFixed(1)} | ${s.dbMs.toFixed(1)} (${s.newConnections}) | ${s.earlyStopMs.toFixed(1)} | ${s.progressMs.toFixed(2)} (${s.progressMessages}) | ${s.overheadPct.toFixed(2)}% |`,
     );
   }
   for (const m of summary) {
-    console.log(
+    out(
       `| **median, ${m.label}** (${m.n}) | | ${m.epochS.toFixed(1)} | ${m.cpuS.toFixed(1)} | ${(1000 * m.checkpointS).toFixed(0)} | ${m.checkpointMB.toFixed(1)} | ` +
         `${m.loggingMs.toFixed(1)} | ${m.dbMs.toFixed(1)} (${m.newConnections}) | ${m.earlyStopMs.toFixed(1)} | ${m.progressMs.toFixed(2)} | ${m.overheadPct.toFixed(2)}% (max ${m.maxOverheadPct.toFixed(2)}%) |`,
     );
   }
-  console.log(`\ngoal <= 2% of the epoch: ${all.maxOverheadPct <= 2 ? 'met' : all.overheadPct <= 2 ? 'met at the median, not on every epoch' : 'NOT met'} (median ${all.overheadPct.toFixed(2)}%, worst epoch ${all.maxOverheadPct.toFixed(2)}%)`);
+  out();
+  out(`goal <= 2% of the epoch: ${all.maxOverheadPct <= 2 ? 'met' : all.overheadPct <= 2 ? 'met at the median, not on every epoch' : 'NOT met'} (median ${all.overheadPct.toFixed(2)}%, worst epoch ${all.maxOverheadPct.toFixed(2)}%)`);
   // The checkpoint and the epoch's logging cost the same whatever the epoch's length; progress
   // messages cost a little per second. Below this length an epoch's overhead passes 2%.
   const fixedS = all.checkpointS + all.loggingMs / 1000;
   const perSecond = all.progressMs / 1000 / all.epochS;
   const breakEvenS = fixedS / (0.02 - perSecond);
-  console.log(
+  out(
     `the overhead is ${(1000 * fixedS).toFixed(0)} ms an epoch whatever its length: it passes 2% only for epochs shorter than ${breakEvenS.toFixed(1)} s ` +
       `(about ${Math.ceil((breakEvenS * all.imagesPerS) / 10) * 10} training images at the ${all.imagesPerS.toFixed(1)} images/s measured here)`,
   );
-  console.log(`once per trial, after the last epoch: ${report.trialEndSeconds.toFixed(1)} s (final model, val predictions, history and result files)`);
+  out(`once per trial, after the last epoch: ${report.trialEndSeconds.toFixed(1)} s (final model, val predictions, history and result files)`);
+  writeResults({
+    name: 'overhead',
+    title: 'What a worker spends per epoch besides training',
+    ...started,
+    markdown: [
+      `Backend ${active.backend}. ${head}.`,
+      '',
+      'checkpoint: weights + Adam state + state.json after every epoch; logging: the epoch over IPC to a stand-in worker process, its metric INSERT and heartbeat, the early-termination query, the ack back; progress: the throttled progress messages. Goal: <= 2% of the epoch at width 0.25.',
+      '',
+      ...lines,
+    ].join('\n'),
+    data: report,
+  });
+  if (a.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  console.log(`\nmachine: ${machine}; backend ${active.backend}`);
+  console.log(`load average (1, 5, 15 min): ${startLoad} at start, ${endLoad} at end`);
+  console.log(`${head}\n`);
+  for (const line of lines) console.log(line);
 }
 
 if (a['stand-in']) await standIn();

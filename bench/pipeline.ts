@@ -18,7 +18,8 @@
  * "img/cpu-s" divides images by the CPU time of the whole process (all threads): the honest
  * per-core figure. "main us/img" is the main thread's own CPU time (Linux /proc), what a train
  * step on the main thread competes with. The machine may be shared: the table shows the best
- * and the median of --repeats runs, and the load average at the start.
+ * and the median of --repeats runs, and the load average at the start. The table goes to
+ * bench/results/pipeline.md and .json.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,7 @@ import { loadDataset, type Dataset } from '../src/data/dataset.ts';
 import { BatchStream } from '../src/data/batches.ts';
 import { closeDecodePools, type Decoder } from '../src/data/decode.ts';
 import { Rng } from '../src/util/rng.ts';
+import { markdownTable, runStart, writeResults } from './lib/results.ts';
 
 const WIDTH = 200;
 const HEIGHT = 60;
@@ -254,6 +256,7 @@ async function child(mode: string, args: Args): Promise<void> {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.child) return child(args.child, args);
+  const started = runStart();
   datasetDirs(args); // make the images once, before the children time anything
   const self = fileURLToPath(import.meta.url);
   const load = os.loadavg()[0];
@@ -295,6 +298,20 @@ async function main(): Promise<void> {
       table.push([threads, name, rates[rates.length - 1].toFixed(0), rates[rates.length >> 1].toFixed(0), ...cpu]);
     }
   }
+  writeResults({
+    name: 'pipeline',
+    title: 'Data pipeline: decoding, float batches, and what a blocking train step hides',
+    ...started,
+    markdown: [
+      `Images ${WIDTH}x${HEIGHT}, ${args.dirs.length ? `from ${args.dirs.join(', ')}` : `${args.count} PNG and ${args.count} JPEG made by the script`}; sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), @napi-rs/canvas. ` +
+        `Best and median of ${args.repeats} runs after a warm-up, each configuration in a child process (libuv's pool size is fixed at its start). ` +
+        'img/cpu-s = images / process CPU time (all threads); main us/img = the main thread\'s CPU per image, what a train step on it competes with. ' +
+        'Rows with blocking steps say how many ms per batch of the pipeline\'s work the steps did not hide.',
+      '',
+      markdownTable(head, table),
+    ].join('\n'),
+    data: { count: args.count, repeats: args.repeats, dirs: args.dirs, results },
+  });
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
   const line = (r: string[]) => `| ${r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
   console.log(line(head));

@@ -14,7 +14,8 @@
  * order and guessed among those not pinned to positions 1 and 6 (1 / the number of distinct
  * characters in positions 2-5, averaged; a lower baseline than picking the most frequent of them
  * when a character repeats). Middle positions near that guess, with "in the label" near 1, mean
- * the model recognises the characters but cannot order them.
+ * the model recognises the characters but cannot order them. The table goes to
+ * bench/results/positions.md and .json.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_LABEL_SPEC } from '../src/data/charset.ts';
@@ -24,6 +25,9 @@ import { initBackend } from '../src/train/backend.ts';
 import { fileUrl, registerFileRouter } from '../src/train/io.ts';
 import '../src/train/model.ts'; // registers the model's own layer classes
 import * as tf from '../src/train/tf.ts';
+import { runStart, writeResults } from './lib/results.ts';
+
+const started = runStart();
 
 const { values: a } = parseArgs({
   options: { model: { type: 'string' }, data: { type: 'string' }, 'batch-stats': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
@@ -71,15 +75,28 @@ const result = {
   wrong_but_in_label_by_position: inLabel.map((c, j) => (c - correct[j]) / Math.max(1, n - correct[j])),
   order_blind_guess_middle: orderBlind / n,
 };
+const title = `${a.model} on ${a.data}: ${n} images${a['batch-stats'] ? ', BatchNorm with batch statistics (training mode)' : ''}`;
+const table = [
+  `| position | ${result.accuracy_by_position.map((_, j) => j + 1).join(' | ')} |`,
+  `|---|${result.accuracy_by_position.map(() => '---').join('|')}|`,
+  `| accuracy | ${result.accuracy_by_position.map((v) => v.toFixed(3)).join(' | ')} |`,
+  `| predicted character is in the label | ${result.in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`,
+  `| of the wrong ones, in the label elsewhere | ${result.wrong_but_in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`,
+];
+const sequence = `sequence accuracy (all six right): ${result.sequence_accuracy.toFixed(4)}`;
+const orderBlindLine = `order-blind guess for positions 2-5 (1 / distinct characters there): ${result.order_blind_guess_middle.toFixed(3)}`;
+writeResults({
+  name: 'positions',
+  title: 'What a checkpoint gets wrong, per character position',
+  ...started,
+  markdown: [`${title}.`, '', ...table, '', `- ${sequence}`, `- ${orderBlindLine}`].join('\n'),
+  data: { model: a.model, data: a.data, batchStats: a['batch-stats'], ...result },
+});
 if (a.json) {
   console.log(JSON.stringify(result, null, 1));
 } else {
-  console.log(`# ${a.model} on ${a.data}: ${n} images${a['batch-stats'] ? ', BatchNorm with batch statistics (training mode)' : ''}`);
-  console.log(`| position | ${result.accuracy_by_position.map((_, j) => j + 1).join(' | ')} |`);
-  console.log(`|---|${result.accuracy_by_position.map(() => '---').join('|')}|`);
-  console.log(`| accuracy | ${result.accuracy_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
-  console.log(`| predicted character is in the label | ${result.in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
-  console.log(`| of the wrong ones, in the label elsewhere | ${result.wrong_but_in_label_by_position.map((v) => v.toFixed(3)).join(' | ')} |`);
-  console.log(`# sequence accuracy (all six right): ${result.sequence_accuracy.toFixed(4)}`);
-  console.log(`# order-blind guess for positions 2-5 (1 / distinct characters there): ${result.order_blind_guess_middle.toFixed(3)}`);
+  console.log(`# ${title}`);
+  for (const line of table) console.log(line);
+  console.log(`# ${sequence}`);
+  console.log(`# ${orderBlindLine}`);
 }

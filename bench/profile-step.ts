@@ -6,13 +6,15 @@
  *
  * Kernels the training replacements compose from other kernels (src/train/wasm-kernels.ts) are
  * listed together with the kernels they call, so the rows overlap: read them as a ranking, not a
- * sum. Wall times, one step after two warm-up steps.
+ * sum. Wall times, one step after two warm-up steps. The tables go to
+ * bench/results/profile-step.md and .json.
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/train/backend.ts';
 import { buildGruModel, l2Penalty, type ModelSpec } from '../src/train/model.ts';
 import type { Scalar, Tensor, Variable } from '@tensorflow/tfjs-core';
+import { runStart, writeResults } from './lib/results.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -23,6 +25,7 @@ const { values: a } = parseArgs({
     top: { type: 'string', default: '40' },
   },
 });
+const started = runStart();
 const B = Number(a.batch);
 const { tf, reason } = await initBackend('wasm');
 const spec: ModelSpec = { kernel_size: Number(a.kernel), kernel_width: Number(a['kernel-width']), alpha: 1e-4, dropout: 0.25, width: Number(a.width), seed: 1, height: 60, imageWidth: 200, length: 6, classes: 36 };
@@ -61,13 +64,30 @@ for (const k of info.kernels) {
     map.set(key, e);
   }
 }
-const print = (map: Map<string, { ms: number; n: number }>, top: number) => {
-  for (const [key, e] of [...map].sort((p, q) => q[1].ms - p[1].ms).slice(0, top)) {
-    console.log(`| ${key} | ${e.n} | ${e.ms.toFixed(1)} |`);
-  }
-};
+const ranked = (map: Map<string, { ms: number; n: number }>, top: number) =>
+  [...map].sort((p, q) => q[1].ms - p[1].ms).slice(0, top).map(([key, e]) => ({ key, calls: e.n, ms: e.ms }));
+const byKernel = ranked(byName, 25);
+const byKernelShape = ranked(byShape, Number(a.top));
+const lines = [
+  '| kernel | calls | ms |',
+  '|---|---|---|',
+  ...byKernel.map((r) => `| ${r.key} | ${r.calls} | ${r.ms.toFixed(1)} |`),
+  '',
+  '| kernel and input shapes | calls | ms |',
+  '|---|---|---|',
+  ...byKernelShape.map((r) => `| ${r.key} | ${r.calls} | ${r.ms.toFixed(1)} |`),
+];
 console.log(`# one training step, width ${spec.width}, batch ${B}: ${wall.toFixed(0)} ms wall (profiled); ${cpus()[0].model}, ${cpus().length} cores; ${reason}`);
-console.log('| kernel | calls | ms |\n|---|---|---|');
-print(byName, 25);
-console.log('\n| kernel and input shapes | calls | ms |\n|---|---|---|');
-print(byShape, Number(a.top));
+for (const line of lines) console.log(line);
+writeResults({
+  name: 'profile-step',
+  title: "Where one training step's time goes on wasm",
+  ...started,
+  markdown: [
+    `tf.profile over one optimizer step of the GRU model, width ${spec.width}, kernel ${spec.kernel_size}${spec.kernel_width ? `x${spec.kernel_width}` : ''}, batch ${B}, after two warm-up steps: ${wall.toFixed(0)} ms wall (profiled). Backend: ${reason}.`,
+    'Kernels that the training replacements compose from other kernels are listed together with the kernels they call, so rows overlap: read them as a ranking, not a sum.',
+    '',
+    ...lines,
+  ].join('\n'),
+  data: { width: spec.width, kernel: spec.kernel_size, kernelWidth: spec.kernel_width, batch: B, wallMs: wall, byKernel, byKernelShape },
+});

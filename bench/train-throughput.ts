@@ -8,7 +8,8 @@
  *
  * --procs 2 also runs two processes at once (one per core, as `sweep worker` is meant to be
  * run) and reports their summed training rate. The peak assumes AVX2 FMA: 32 float32 FLOPs
- * per cycle per core at the clock /proc/cpuinfo reports.
+ * per cycle per core at the clock /proc/cpuinfo reports. The table goes to
+ * bench/results/train-throughput.md and .json.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ import * as tf from '../src/train/tf.ts';
 import { microBatchFor, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { markdownTable, runStart, writeResults } from './lib/results.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -135,6 +137,7 @@ if (a.child) {
   process.exit(0);
 }
 
+const started = runStart();
 const images = Number(a.images);
 await dataset(images); // generate once, before processes race for it
 const rows: Row[] = [];
@@ -158,16 +161,32 @@ for (const backend of a.backends!.split(',')) {
 }
 
 const machine = `${cpus()[0].model}, ${cpus().length} cores, ${clockGHz().toFixed(2)} GHz`;
+const header = ['backend', 'width', 'batch (micro)', 'processes', 'train img/s', 'inference img/s', 'train GFLOP/img', '% of peak per core'];
+const cells = (r: Row) => [
+  r.backend,
+  r.width,
+  `${r.batch} (${r.micro_batch})`,
+  r.procs,
+  r.train_img_s.toFixed(2),
+  r.infer_img_s.toFixed(1),
+  r.gflop_per_img_train.toFixed(2),
+  `${(100 * r.peak_fraction).toFixed(1)}%`,
+];
+writeResults({
+  name: 'train-throughput',
+  title: 'Training and inference images/s through the real trainer',
+  ...started,
+  markdown: [
+    `One training epoch of ${images} generated railway images per row (at most 64 at width 1) through trainTrial (PNG decoding, prefetch, gradient accumulation), then inference on random input; each measurement in a process of its own. ` +
+      `Wall-clock rates: on a busy machine they fall with its load. Peak assumes AVX2 FMA, 32 float32 FLOPs per cycle per core at ${clockGHz().toFixed(2)} GHz (/proc/cpuinfo); a training step is counted as 3x the forward pass.`,
+    '',
+    markdownTable(header, rows.map(cells)),
+  ].join('\n'),
+  data: { images, batch: Number(a.batch), clockGHz: clockGHz(), rows },
+});
 if (a.json) {
   process.stdout.write(`${JSON.stringify({ machine, rows }, null, 2)}\n`);
 } else {
   console.log(`# train-throughput on ${machine}`);
-  console.log('| backend | width | batch (micro) | processes | train img/s | inference img/s | train GFLOP/img | % of peak per core |');
-  console.log('|---|---|---|---|---|---|---|---|');
-  for (const r of rows) {
-    console.log(
-      `| ${r.backend} | ${r.width} | ${r.batch} (${r.micro_batch}) | ${r.procs} | ${r.train_img_s.toFixed(2)} | ${r.infer_img_s.toFixed(1)} | ` +
-        `${r.gflop_per_img_train.toFixed(2)} | ${(100 * r.peak_fraction).toFixed(1)}% |`,
-    );
-  }
+  console.log(markdownTable(header, rows.map(cells)).replace(/ --- /g, '---'));
 }

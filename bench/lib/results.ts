@@ -9,7 +9,8 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
+/** bench/results/, or BENCH_RESULTS_DIR (a smoke run of a script that should not replace the committed page). */
+export const RESULTS_DIR = process.env.BENCH_RESULTS_DIR || join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
 
 export interface Machine {
   cpu: string;
@@ -68,31 +69,58 @@ export interface BenchResults {
   data: unknown;
   /** Load average at the start of the run, when the script sampled it (else: now). */
   loadAtStart?: [number, number, number];
+  /** When the run started; the page then says how long it has run. */
+  startedAt?: Date;
+  /** Said at the top of the page when the numbers are not a finished run's, e.g. "partial: epoch 3 of 16". */
+  status?: string;
+  /** Where to write; bench/results/ unless a caller (a test) says otherwise. */
+  dir?: string;
+}
+
+/** What a script samples as it starts, to hand to writeResults at the end: `{ ...started, ... }`. */
+export function runStart(): { loadAtStart: [number, number, number]; startedAt: Date } {
+  return { loadAtStart: load(), startedAt: new Date() };
 }
 
 /** Writes both files (each atomically) and returns their paths. */
 export function writeResults(r: BenchResults): { md: string; json: string } {
-  mkdirSync(RESULTS_DIR, { recursive: true });
+  const dir = r.dir ?? RESULTS_DIR;
+  mkdirSync(dir, { recursive: true });
   const m = machine();
-  const date = new Date().toISOString();
+  const now = new Date();
+  const date = (r.startedAt ?? now).toISOString();
+  const seconds = r.startedAt ? Math.round((now.getTime() - r.startedAt.getTime()) / 1000) : null;
   const command = commandLine();
   const loadNow = load();
   const header = [
     `# ${r.title}`,
     '',
     `- machine: ${machineLine(m)}`,
-    `- load average (1/5/15 min): ${(r.loadAtStart ?? loadNow).join(' / ')} at the start${r.loadAtStart ? `, ${loadNow.join(' / ')} at the end` : ''}`,
+    `- load average (1/5/15 min): ${(r.loadAtStart ?? loadNow).join(' / ')} at the start${r.loadAtStart ? `, ${loadNow.join(' / ')} at the end` : ''}${busyNote(r.loadAtStart ?? loadNow, loadNow, m.cores)}`,
     `- command: \`${command}\``,
-    `- date: ${date}`,
+    `- date: ${date}${seconds === null ? '' : `, ran ${formatDuration(seconds)}`}`,
+    ...(r.status ? [`- status: ${r.status}`] : []),
     '',
   ].join('\n');
-  const md = join(RESULTS_DIR, `${r.name}.md`);
-  const json = join(RESULTS_DIR, `${r.name}.json`);
+  const md = join(dir, `${r.name}.md`);
+  const json = join(dir, `${r.name}.json`);
   const write = (file: string, text: string) => {
     writeFileSync(`${file}.tmp`, text);
     renameSync(`${file}.tmp`, file);
   };
   write(md, `${header}\n${r.markdown.trim()}\n`);
-  write(json, `${JSON.stringify({ name: r.name, title: r.title, machine: m, load: { start: r.loadAtStart ?? loadNow, end: loadNow }, command, date, data: r.data }, null, 1)}\n`);
+  write(json, `${JSON.stringify({ name: r.name, title: r.title, machine: m, load: { start: r.loadAtStart ?? loadNow, end: loadNow }, command, date, seconds, status: r.status ?? 'complete', data: r.data }, null, 1)}\n`);
   return { md, json };
+}
+
+/** A shared machine's load skews wall times: say so on the page when it was above the core count. */
+export function busyNote(start: readonly number[], end: readonly number[], cores: number): string {
+  const worst = Math.max(start[0], end[0]);
+  return worst > cores ? ` (busy: other work ran on the ${cores} cores; wall times are slower than on an idle machine)` : '';
+}
+
+function formatDuration(s: number): string {
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
 }

@@ -8,7 +8,7 @@ import { resolveTrialRef, trialView, type TrialView } from '../../src/track/tria
 import { UserError } from '../../src/util/errors.ts';
 import { trialDir } from '../../src/worker/data.ts';
 import { runCli } from '../e2e/helpers.ts';
-import { createTestDatabase, type TestDatabase } from '../infra/pg.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 import { addEpochs, epochValues, setTrial, storeSweep, writeCheckpoints, type StoredSweep } from './view-fixtures.ts';
 
 const NOW = new Date('2026-11-27T12:00:00Z');

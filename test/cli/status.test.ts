@@ -6,7 +6,7 @@ import { statusText } from '../../src/cli/status.ts';
 import { openDatabase, type Database } from '../../src/infra/db.ts';
 import { failedTrials, runningTrials, sweepStatusView } from '../../src/track/trial-view.ts';
 import { runCli } from '../e2e/helpers.ts';
-import { createTestDatabase, type TestDatabase } from '../infra/pg.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 import { addEpochs, epochValues, setTrial, storeSweep, type StoredSweep } from './view-fixtures.ts';
 
 const NOW = new Date('2026-11-27T12:00:00Z');

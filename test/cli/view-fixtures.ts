@@ -8,7 +8,7 @@ import type { Prisma, PrismaClient, TrialStatus } from '../../src/infra/db.ts';
 import { expandSweep } from '../../src/scheduler/expand.ts';
 import { parseSweep } from '../../src/sweep/index.ts';
 import { insertTrials, saveSweep } from '../../src/track/store.ts';
-import { tinySweep } from '../e2e/helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
 
 export interface StoredSweep {
   id: string;

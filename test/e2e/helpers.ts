@@ -80,33 +80,6 @@ export async function testEnv(label: string): Promise<TestEnv> {
   };
 }
 
-/**
- * A tiny sweep: width 0.0625 on 48 generated railway CAPTCHAs (a quarter held out), one
- * pretrain and one GRU epoch at batch 16. `dropout` is swept; the seed keeps trial ids stable.
- */
-export function tinySweep(opts: { name: string; dropout?: number[]; pretrain?: number; gru?: number; count?: number; extra?: string } ): string {
-  const dropout = opts.dropout ?? [0.1, 0.2];
-  return [
-    `name: ${opts.name}`,
-    'method: grid',
-    'metric: {name: val_seq_acc, goal: maximize}',
-    'seed: 0',
-    'train:',
-    `  generate: {style: railway, count: ${opts.count ?? 48}, seed: 1}`,
-    '  val_fraction: 0.25',
-    '  width: 0.0625',
-    `  pretrain_epochs: ${opts.pretrain ?? 1}`,
-    `  gru_epochs: ${opts.gru ?? 1}`,
-    '  batch_size: 16',
-    '  backend: wasm',
-    ...(opts.extra ? [opts.extra] : []),
-    'parameters:',
-    '  dropout:',
-    `    values: [${dropout.join(', ')}]`,
-    '',
-  ].join('\n');
-}
-
 export function writeFile(dir: string, name: string, text: string): string {
   const file = path.join(dir, name);
   writeFileSync(file, text);
@@ -144,15 +117,4 @@ export function startCli(args: string[], env: Record<string, string>, opts: { cw
     }),
   );
   return { child, result, stderr: () => stderr, stdout: () => stdout };
-}
-
-/** Polls `check` until it returns a value other than undefined/false. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false | null>, what: string, timeoutMs = 180_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }

@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/infra/redis.ts';
 import { openTrialQueue, pendingJobs } from '../../src/scheduler/queue.ts';
-import { runCli, testEnv, tinySweep, writeFile, type TestEnv } from './helpers.ts';
+import { runCli, testEnv, writeFile, type TestEnv } from './helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
 
 let t: TestEnv;
 

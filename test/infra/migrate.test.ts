@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, Prisma } from '../../src/infra/db.ts';
 import { MIGRATIONS_DIR, SCHEMA_PATH, migrate, readMigrations, schemaDrift } from '../../src/infra/migrate.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { createTestDatabase, type TestDatabase } from './pg.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 
 const SWEEP = fileURLToPath(new URL('../../bin/sweep.mjs', import.meta.url));
 

@@ -6,7 +6,8 @@ import { launchSweep } from '../../src/scheduler/launch.ts';
 import { openTrialQueue } from '../../src/scheduler/queue.ts';
 import { SweepFileError } from '../../src/sweep/index.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { runCli, testEnv, tinySweep, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { runCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
 
 let t: TestEnv;
 

@@ -4,7 +4,7 @@ import type { TrialHistoryStatus } from '../../src/scheduler/early-stop.ts';
 import { EARLY_TERMINATE } from '../../src/sweep/schema.ts';
 import { earlyStopCheck, sweepHistories } from '../../src/track/histories.ts';
 import type { SweepMetric } from '../../src/track/metrics.ts';
-import { createTestDatabase, type TestDatabase } from '../infra/pg.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 
 const ACC: SweepMetric = { name: 'val_seq_acc', goal: 'maximize' };
 

@@ -6,7 +6,7 @@ import { openDatabase, type Database } from '../../src/infra/db.ts';
 import { stopEmbedded } from '../../src/infra/embedded.ts';
 import type { MetricRow } from '../../src/track/metrics.ts';
 import { upsertMetrics, UPSERT_CHUNK } from '../../src/track/ingest.ts';
-import { createTestDatabase, type TestDatabase } from '../infra/pg.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 
 const KEYS = ['loss', 'char_acc', 'seq_acc', 'val_loss', 'val_char_acc', 'val_seq_acc', 'images_per_s', 'seconds'];
 

@@ -12,9 +12,10 @@ import { redact, redactError, wandbRunUrl, wandbSettings } from '../../src/track
 import { openWandbMirror, outboxStatus, syncOutbox, type MirrorOptions, type WandbMirror } from '../../src/track/wandb/index.ts';
 import { OutboxDelivery } from '../../src/track/wandb/outbox.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { runCli, waitFor } from '../e2e/helpers.ts';
-import { createTestDatabase, type TestDatabase } from '../infra/pg.ts';
-import { startFakeWandb, type FakeWandb } from './fake-wandb.ts';
+import { runCli } from '../e2e/helpers.ts';
+import { waitFor } from '../../support/wait.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
+import { startFakeWandb, type FakeWandb } from '../../support/fake-wandb.ts';
 
 const KEY = 'k3y0123456789abcdef0123456789abcdef0123';
 const FAST: MirrorOptions = { timeoutMs: 400, backoffBaseMs: 20, backoffMaxMs: 200, pollMs: 20, heartbeatMs: 60_000 };

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
-import { runCli, testEnv, tinySweep, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { runCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
 
 let t: TestEnv;
 let db: Database;

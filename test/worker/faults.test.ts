@@ -16,8 +16,10 @@ import { launchSweep } from '../../src/scheduler/launch.ts';
 import { epochRows } from '../../src/track/metrics.ts';
 import type { EpochMetrics } from '../../src/train/trainer.ts';
 import { trialDir } from '../../src/worker/data.ts';
-import { runCli, startCli, testEnv, tinySweep, waitFor, writeFile, type TestEnv } from '../e2e/helpers.ts';
-import { freePort, portOpen } from '../infra/ports.ts';
+import { runCli, startCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
+import { waitFor } from '../../support/wait.ts';
+import { freePort, portOpen } from '../../support/ports.ts';
 import { startTcpProxy } from '../infra/tcp-proxy.ts';
 
 let t: TestEnv;

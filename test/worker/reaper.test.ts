@@ -8,7 +8,8 @@ import { connectRedis } from '../../src/infra/redis.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
 import { openTrialQueue } from '../../src/scheduler/queue.ts';
 import { reapOrphans } from '../../src/worker/reaper.ts';
-import { runCli, testEnv, tinySweep, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { runCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
 
 let t: TestEnv;
 let db: Database;

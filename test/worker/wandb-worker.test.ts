@@ -5,8 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
-import { runCli, startCli, testEnv, tinySweep, waitFor, writeFile, type TestEnv } from '../e2e/helpers.ts';
-import { startFakeWandb, type FakeWandb } from '../track/fake-wandb.ts';
+import { runCli, startCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
+import { waitFor } from '../../support/wait.ts';
+import { startFakeWandb, type FakeWandb } from '../../support/fake-wandb.ts';
 
 let t: TestEnv;
 let db: Database;

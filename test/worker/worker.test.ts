@@ -8,7 +8,9 @@ import { launchSweep } from '../../src/scheduler/launch.ts';
 import { openTrialQueue, pendingJobs } from '../../src/scheduler/queue.ts';
 import type { Database } from '../../src/infra/db.ts';
 import { cancelSweep } from '../../src/track/store.ts';
-import { runCli, startCli, testEnv, tinySweep, waitFor, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { runCli, startCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
+import { waitFor } from '../../support/wait.ts';
 
 let t: TestEnv;
 let db: Database;
