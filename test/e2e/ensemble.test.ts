@@ -8,7 +8,8 @@ import path from 'node:path';
 import { createCanvas } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProbs } from '../../src/track/codec.ts';
-import { runCli, testEnv, tinySweep, writeFile, type TestEnv } from './helpers.ts';
+import { runCli, testEnv, writeFile, type TestEnv } from './helpers.ts';
+import { tinySweep } from '../../support/tiny-sweep.ts';
 
 let t: TestEnv;
 const SWEEP = 'tiny-ensemble';

@@ -9,7 +9,7 @@ import { rankCandidates } from '../../src/ensemble/members.ts';
 import { datasetHash } from '../../src/track/codec.ts';
 import { savePredictions, type PredictionSet } from '../../src/track/predictions.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { createTestDatabase, type TestDatabase } from '../infra/pg.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 import { setTrial, storeSweep, type StoredSweep } from '../cli/view-fixtures.ts';
 
 const CHARSET = '0123456789abcdefghijklmnopqrstuvwxyz';
