@@ -19,6 +19,17 @@ export interface YamlSource {
 
 const INT_LITERAL = /^[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
 
+/**
+ * Keys of a mapping read from YAML whose whole number was written as a float (`1.0`, `1e3`).
+ * JS keeps one number type, but W&B (PyYAML) tells `{min: 1.0, max: 10}` (uniform) from
+ * `{min: 1, max: 10}` (int_uniform); the schema asks here to do the same.
+ */
+const floatWritten = new WeakMap<object, Set<string>>();
+
+export function writtenAsFloat(mapping: object, key: string): boolean {
+  return floatWritten.get(mapping)?.has(key) ?? false;
+}
+
 /** Parse YAML text; syntax errors (all of them) are thrown as one SweepFileError. */
 export function readYaml(text: string, file: string): YamlSource {
   const lineCounter = new LineCounter();
@@ -63,21 +74,41 @@ export function readYaml(text: string, file: string): YamlSource {
     return { node, offset };
   };
 
+  const isIntLiteral = (path: KeyPath) => {
+    const { node } = walk(path);
+    if (!node || !isScalar(node) || typeof node.value !== 'number') return false;
+    const src = typeof node.source === 'string' ? node.source : String(node.value);
+    return INT_LITERAL.test(src.trim());
+  };
+  markFloats(value, [], isIntLiteral, new Set());
+
   const locate = (path: KeyPath) => pos(walk(path).offset);
   return {
     file,
     value,
     locate,
-    isIntLiteral(path) {
-      const { node } = walk(path);
-      if (!node || !isScalar(node) || typeof node.value !== 'number') return false;
-      const src = typeof node.source === 'string' ? node.source : String(node.value);
-      return INT_LITERAL.test(src.trim());
-    },
+    isIntLiteral,
     problem(path, message, formattedPath) {
       return { file, path: formattedPath, ...locate(path), message };
     },
   };
+}
+
+function markFloats(v: unknown, path: KeyPath, isIntLiteral: (p: KeyPath) => boolean, seen: Set<object>): void {
+  if (typeof v !== 'object' || v === null || seen.has(v)) return;
+  seen.add(v);
+  if (Array.isArray(v)) {
+    v.forEach((x, i) => markFloats(x, [...path, i], isIntLiteral, seen));
+    return;
+  }
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x === 'number' && Number.isInteger(x) && !isIntLiteral([...path, k])) {
+      let keys = floatWritten.get(v);
+      if (!keys) floatWritten.set(v, (keys = new Set()));
+      keys.add(k);
+    }
+    markFloats(x, [...path, k], isIntLiteral, seen);
+  }
 }
 
 function resolve(doc: Document, node: Node | null): Node | null {
