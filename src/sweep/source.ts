@@ -20,14 +20,17 @@ export interface YamlSource {
 const INT_LITERAL = /^[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
 
 /**
- * Keys of a mapping read from YAML whose whole number was written as a float (`1.0`, `1e3`).
- * JS keeps one number type, but W&B (PyYAML) tells `{min: 1.0, max: 10}` (uniform) from
- * `{min: 1, max: 10}` (int_uniform); the schema asks here to do the same.
+ * Where each mapping read from YAML came from, to tell how its numbers were written. JS keeps
+ * one number type, but W&B (PyYAML) tells `{min: 1.0, max: 10}` (uniform) from
+ * `{min: 1, max: 10}` (int_uniform); the schema asks writtenAsFloat to do the same.
  */
-const floatWritten = new WeakMap<object, Set<string>>();
+const origins = new WeakMap<object, { path: KeyPath; isIntLiteral: (path: KeyPath) => boolean }>();
 
+/** True when `mapping[key]` is a whole number written as a float (`1.0`, `1e3`) in the YAML. */
 export function writtenAsFloat(mapping: object, key: string): boolean {
-  return floatWritten.get(mapping)?.has(key) ?? false;
+  const origin = origins.get(mapping);
+  const v = (mapping as Record<string, unknown>)[key];
+  return origin !== undefined && Number.isInteger(v) && !origin.isIntLiteral([...origin.path, key]);
 }
 
 /** Parse YAML text; syntax errors (all of them) are thrown as one SweepFileError. */
@@ -80,7 +83,7 @@ export function readYaml(text: string, file: string): YamlSource {
     const src = typeof node.source === 'string' ? node.source : String(node.value);
     return INT_LITERAL.test(src.trim());
   };
-  markFloats(value, [], isIntLiteral, new Set());
+  recordOrigins(value, [], isIntLiteral);
 
   const locate = (path: KeyPath) => pos(walk(path).offset);
   return {
@@ -94,21 +97,14 @@ export function readYaml(text: string, file: string): YamlSource {
   };
 }
 
-function markFloats(v: unknown, path: KeyPath, isIntLiteral: (p: KeyPath) => boolean, seen: Set<object>): void {
-  if (typeof v !== 'object' || v === null || seen.has(v)) return;
-  seen.add(v);
+function recordOrigins(v: unknown, path: KeyPath, isIntLiteral: (p: KeyPath) => boolean): void {
+  if (typeof v !== 'object' || v === null || origins.has(v)) return;
   if (Array.isArray(v)) {
-    v.forEach((x, i) => markFloats(x, [...path, i], isIntLiteral, seen));
+    v.forEach((x, i) => recordOrigins(x, [...path, i], isIntLiteral));
     return;
   }
-  for (const [k, x] of Object.entries(v)) {
-    if (typeof x === 'number' && Number.isInteger(x) && !isIntLiteral([...path, k])) {
-      let keys = floatWritten.get(v);
-      if (!keys) floatWritten.set(v, (keys = new Set()));
-      keys.add(k);
-    }
-    markFloats(x, [...path, k], isIntLiteral, seen);
-  }
+  origins.set(v, { path, isIntLiteral });
+  for (const [k, x] of Object.entries(v)) recordOrigins(x, [...path, k], isIntLiteral);
 }
 
 function resolve(doc: Document, node: Node | null): Node | null {
