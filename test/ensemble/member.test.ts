@@ -82,6 +82,29 @@ describe('loadMember', () => {
     unfolded.dispose();
   });
 
+  it('runs on the cpu backend too (plain tf ops), with the same probabilities', async () => {
+    const spec: ModelSpec = { ...base, kernel_width: 5, seed: 5 };
+    const built = buildGruModel(spec);
+    perturb(built, spec.seed);
+    const dir = join(root, 'cpu');
+    await built.save(fileUrl(dir));
+    built.dispose();
+    try {
+      await initBackend('cpu');
+      const reference = await tfl.loadLayersModel(fileUrl(join(dir, 'model.json')));
+      const member = await loadMember(dir);
+      const x = tf.randomUniform([2, 60, 200, 3], 0, 1, 'float32', 8) as tf.Tensor4D;
+      const want = tf.stack(reference.predict(x) as tf.Tensor[], 1);
+      const got = member.predict(x);
+      expect(tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]).toBeLessThan(1e-4);
+      tf.dispose([x, want, got]);
+      reference.dispose();
+      member.dispose();
+    } finally {
+      await initBackend('wasm');
+    }
+  });
+
   it('frees its weights and leaves no tensors behind per prediction', async () => {
     const spec: ModelSpec = { ...base, seed: 9 };
     const dir = join(root, 'leak');
