@@ -96,18 +96,6 @@ function pass(members: Member[], images: Float32Array, n: number, batch: number)
   return { cpu: (c.user + c.system) / 1e6, wall: (performance.now() - t0) / 1000 };
 }
 
-function best(members: Member[], images: Float32Array, n: number, batch: number): { cpu: number; wall: number } {
-  pass(members, images, Math.min(n, batch), batch); // warm-up: first-call allocations, wasm heap growth
-  let cpu = Infinity;
-  let wall = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t = pass(members, images, n, batch);
-    cpu = Math.min(cpu, t.cpu);
-    wall = Math.min(wall, t.wall);
-  }
-  return { cpu, wall };
-}
-
 /** Where the time of one folded batch goes, per kernel (tf.profile's wall-clock kernel times). */
 async function profile(member: Member, images: Float32Array, batch: number): Promise<Array<{ kernel: string; ms: number; share: number }>> {
   const x = tf.tensor4d(images.subarray(0, batch * PER), [batch, H, W, 3]);
@@ -163,9 +151,18 @@ async function main(): Promise<void> {
         for (const requested of batchSizes) {
           const batch = Math.min(requested, n);
           if (rows.some((r) => r.width === width && r.folded === folded && r.batch === batch)) continue;
+          // Repetitions interleave the Ks, so a change in the machine's load hits all of them.
+          const times = ks.map(() => ({ cpu: Infinity, wall: Infinity }));
+          ks.forEach((k) => pass(members.slice(0, k), decoded.images, Math.min(n, batch), batch)); // warm-up
+          for (let r = 0; r < reps; r++) {
+            ks.forEach((k, i) => {
+              const t = pass(members.slice(0, k), decoded.images, n, batch);
+              times[i] = { cpu: Math.min(times[i].cpu, t.cpu), wall: Math.min(times[i].wall, t.wall) };
+            });
+          }
           let single = 0;
-          for (const k of ks) {
-            const t = best(members.slice(0, k), decoded.images, n, batch);
+          for (const [i, k] of ks.entries()) {
+            const t = times[i];
             if (k === 1) single = t.cpu;
             const row: Row = {
               width, k, batch, folded, images: n,

@@ -72,6 +72,13 @@ describe('loadMember', () => {
     // Not a vacuous match: the probabilities differ between images and from uniform.
     expect(tf.max(tf.abs(tf.sub(want, 1 / 36))).dataSync()[0]).toBeGreaterThan(0.01);
 
+    // A batch larger than the chunk runs in pieces, with the same result.
+    const chunked = await loadMember(dir, { chunk: 2 });
+    const pieces = chunked.predict(x);
+    expect(tf.max(tf.abs(tf.sub(pieces, got))).dataSync()[0]).toBeLessThan(1e-6);
+    tf.dispose(pieces);
+    chunked.dispose();
+
     const unfolded = await loadMember(dir, { fold: false });
     expect(unfolded.folded).toBe(false);
     const same = unfolded.predict(x);
