@@ -119,14 +119,20 @@ export function foldedMember(plan: InferencePlan, chunk = 32): Member {
   };
 
   const features = (x: tf.Tensor4D): tf.Tensor2D => {
+    // Each activation is freed as soon as the next layer has read it: its memory is then reused,
+    // still in cache, two layers on (inside one tidy they would all live to its end).
     let h = x;
     for (const op of trunk) {
-      h =
+      const next: tf.Tensor4D =
         op.kind === 'conv'
           ? tf.fused.conv2d({ x: h, filter: op.filter!, bias: op.b!, strides: 1, pad: op.padding, activation: op.relu ? 'relu' : 'linear' })
           : tf.maxPool(h, op.size, op.strides, op.padding);
+      if (h !== x) h.dispose();
+      h = next;
     }
-    return tf.mean(h, [1, 2]) as tf.Tensor2D;
+    const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
+    if (h !== x) h.dispose();
+    return pooled;
   };
 
   /** ResetAfterGRU over L steps of the same input: its projection is computed once. */
@@ -159,7 +165,13 @@ export function foldedMember(plan: InferencePlan, chunk = 32): Member {
         if (H !== plan.height || W !== plan.width) throw new Error(`images are ${W}x${H}, the model takes ${plan.width}x${plan.height}`);
         if (n <= chunk) return forward(x);
         const parts: tf.Tensor3D[] = [];
-        for (let s = 0; s < n; s += chunk) parts.push(forward(tf.slice(x, [s, 0, 0, 0], [Math.min(chunk, n - s), H, W, 3])));
+        // Each piece in a tidy of its own, so its intermediates are freed before the next. Sliced
+        // as rows of a 2-D view: wasm's 4-D Slice took as long as a width-0.125 forward pass.
+        const rows = tf.reshape(x, [n, H * W * 3]);
+        for (let s = 0; s < n; s += chunk) {
+          const m = Math.min(chunk, n - s);
+          parts.push(tf.tidy(() => forward(tf.reshape(tf.slice(rows, [s, 0], [m, H * W * 3]), [m, H, W, 3]))));
+        }
         return tf.concat(parts, 0);
       }),
     dispose: () => tf.dispose(kept),
