@@ -62,10 +62,10 @@ function time(run: () => unknown): number {
 }
 
 const started = runStart();
-const grid: SweepSpec = parseSweep(gridText, 'bench-grid.yaml');
-const random: SweepSpec = parseSweep(randomText, 'bench-random.yaml');
+const grid: SweepSpec = parseSweep(gridText, 'bench-grid.yaml', { trainer: true });
+const random: SweepSpec = parseSweep(randomText, 'bench-random.yaml', { trainer: true });
 const cases: Array<[string, () => unknown[]]> = [
-  ['parse grid file', () => [parseSweep(gridText, 'bench-grid.yaml')]],
+  ['parse grid file', () => [parseSweep(gridText, 'bench-grid.yaml', { trainer: true })]],
   ['expandGrid (params only)', () => expandGrid(grid)],
   ['expandSweep grid (+ defaults, ids)', () => expandSweep(grid)],
   ['sampleRandom (params only)', () => sampleRandom(random)],

@@ -92,7 +92,7 @@ async function main() {
   try {
     // 1. Launch, step by step.
     let t0 = performance.now();
-    const spec = await loadSweepFile(gridFile);
+    const spec = await loadSweepFile(gridFile, { trainer: true });
     const expanded = expandSweep(spec);
     const tExpand = ms(t0);
     t0 = performance.now();

@@ -4,7 +4,7 @@
  */
 import type { CommandModule } from 'yargs';
 import { expandSweep, type Trial } from '../scheduler/expand.ts';
-import { leaves } from '../scheduler/grid.ts';
+import { leaves } from '../sweep/space.ts';
 import { loadSweepFile, type SweepSpec } from '../sweep/index.ts';
 
 interface PlanArgs {
@@ -20,7 +20,7 @@ const plan: CommandModule<object, PlanArgs> = {
       .positional('file', { type: 'string', demandOption: true, describe: 'sweep file (YAML)' })
       .option('json', { type: 'boolean', default: false, describe: 'print {sweep, method, count, trials} as JSON' }),
   handler: async (argv) => {
-    const spec = await loadSweepFile(argv.file);
+    const spec = await loadSweepFile(argv.file, { trainer: true });
     const trials = expandSweep(spec);
     const out = argv.json ? planJson(spec, trials) : planTable(spec, trials);
     process.stdout.write(out);

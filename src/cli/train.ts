@@ -28,7 +28,7 @@ interface TrainArgs {
 /** Parameters a sweep file fixes for every trial: its `train:` block and single-`value` parameters. */
 async function configParams(file: string): Promise<Record<string, unknown>> {
   const { loadSweepFile, trainHyperparameters } = await import('../sweep/index.ts');
-  const spec = await loadSweepFile(file);
+  const spec = await loadSweepFile(file, { trainer: true });
   const out: Record<string, unknown> = { ...trainHyperparameters(spec.train) };
   for (const [key, p] of Object.entries(spec.parameters ?? {})) {
     if (p && typeof p === 'object' && 'value' in p) out[key] = (p as { value: unknown }).value;

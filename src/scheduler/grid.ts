@@ -6,28 +6,9 @@
  * Values in the order the file lists them (int_uniform ascending, q_uniform as numpy.arange).
  * Trials are produced lazily, so a run_cap takes the first N of a large grid cheaply.
  */
-import { gridAxis, type GridAxis } from '../sweep/distributions.ts';
-import type { LeafParamSpec, ParamSpec, SweepSpec } from '../sweep/schema.ts';
-import { canonicalJson, type TrialParams } from './trial-id.ts';
-
-/** A non-nested parameter and where it goes in the trial's params. */
-export interface Leaf {
-  path: string[];
-  spec: LeafParamSpec;
-}
-
-const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Leaves in sorted key order, depth first. */
-export function leaves(parameters: Record<string, ParamSpec>, prefix: string[] = []): Leaf[] {
-  const out: Leaf[] = [];
-  for (const name of Object.keys(parameters).sort(byKey)) {
-    const spec = parameters[name];
-    if (spec.distribution === 'nested') out.push(...leaves(spec.parameters, [...prefix, name]));
-    else out.push({ path: [...prefix, name], spec });
-  }
-  return out;
-}
+import type { ParamSpec, SweepSpec } from '../sweep/schema.ts';
+import { gridAxes } from '../sweep/space.ts';
+import type { TrialParams } from './trial-id.ts';
 
 export function setPath(target: TrialParams, path: readonly string[], value: unknown): void {
   let obj = target;
@@ -39,18 +20,9 @@ export function setPath(target: TrialParams, path: readonly string[], value: unk
   obj[path[path.length - 1]] = value;
 }
 
-function axes(parameters: Record<string, ParamSpec>): Array<{ path: string[]; axis: GridAxis }> {
-  return leaves(parameters).map(({ path, spec }) => ({ path, axis: gridAxis(spec, canonicalJson) }));
-}
-
-/** Number of grid points (may exceed 2^53 for absurd grids; only compared with limits). */
-export function gridSize(parameters: Record<string, ParamSpec>): number {
-  return axes(parameters).reduce((n, { axis }) => n * axis.length, 1);
-}
-
 /** The grid points in order, lazily. */
 export function* iterateGrid(parameters: Record<string, ParamSpec>): Generator<TrialParams> {
-  const dims = axes(parameters);
+  const dims = gridAxes(parameters);
   const total = dims.reduce((n, { axis }) => n * axis.length, 1);
   for (let i = 0; i < total; i++) {
     const params: TrialParams = {};

@@ -69,7 +69,7 @@ export async function launchSweep(opts: LaunchOptions): Promise<LaunchResult> {
   const env = opts.env ?? process.env;
   const log = opts.log ?? (() => {});
   // Everything that can be wrong with the file is found before anything is contacted.
-  const spec = await loadSweepFile(opts.file);
+  const spec = await loadSweepFile(opts.file, { trainer: true });
   const trials = expandSweep(spec);
   const stored = withAbsolutePaths(spec);
   const plan = dataPlan(stored.train, opts.file);

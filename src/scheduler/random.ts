@@ -10,7 +10,8 @@
 import { sample } from '../sweep/distributions.ts';
 import type { LeafParamSpec, ParamSpec, SweepSpec } from '../sweep/schema.ts';
 import { Rng } from '../util/rng.ts';
-import { leaves, setPath } from './grid.ts';
+import { leaves } from '../sweep/space.ts';
+import { setPath } from './grid.ts';
 import { canonicalJson, type TrialParams } from './trial-id.ts';
 
 /** Draw k of the sweep: a pure function of (parameters, seed, k). */

@@ -11,7 +11,7 @@
  *  - grid over q_uniform walks numpy.arange(min, max, q): max itself is excluded, as in W&B.
  */
 import type { Rng } from '../util/rng.ts';
-import type { LeafParamSpec } from './schema.ts';
+import type { LeafParamSpec } from './param-schema.ts';
 
 /** Round half to even, like numpy.round. */
 function roundHalfEven(x: number): number {

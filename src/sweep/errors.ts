@@ -1,4 +1,7 @@
 import { UserError } from '../util/errors.ts';
+import { nearest } from '../util/nearest.ts';
+
+export { nearest } from '../util/nearest.ts';
 
 /** A key path into the sweep file: object keys and array indices, outermost first. */
 export type KeyPath = ReadonlyArray<string | number>;
@@ -59,33 +62,6 @@ export function describeValue(v: unknown): string {
   if (Array.isArray(v)) return `a list (${v.length} item${v.length === 1 ? '' : 's'})`;
   if (typeof v === 'object') return 'a mapping';
   return String(v);
-}
-
-/** The candidate closest to `word` by edit distance, if it is close enough to be a likely typo. */
-export function nearest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) {
-      best = c;
-      bestD = d;
-    }
-  }
-  const limit = Math.max(2, Math.floor(word.length / 3));
-  return bestD <= limit ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
 }
 
 /** "unknown key `foo`; did you mean `for`? Allowed here: a, b, c" */

@@ -15,4 +15,10 @@ export {
   type GenerateSpec,
   type DataSourceSpec,
   type Method,
+  type SweepFileOptions,
+  type SweepMetric,
+  type Goal,
+  DEFAULT_METRIC,
+  BOOKKEEPING_PREFIX,
 } from './schema.ts';
+export { leaves, gridSize, type Leaf } from './space.ts';

@@ -4,17 +4,72 @@
  * sweep configuration (wandb/sweeps config/schema.json) for the `grid` and `random` methods,
  * plus `seed` and a `train:` block of our own.
  *
- * Parameter specs are validated one distribution at a time (see DISTRIBUTIONS) rather than as
- * one big union, so that an error names the distribution the user meant instead of listing
- * why each of twenty alternatives failed.
+ * Parameter names. With `trainer: true` (every command that plans or trains a sweep), a name
+ * under `parameters:` must be one of the trainer's (TRAINER_PARAMS), or start with `x_`: the
+ * one documented way for a sweep to carry values for its own bookkeeping (a tag, a note, a
+ * group of values under `x_...: {parameters: ...}`). Such values are part of a trial's params,
+ * so a swept `x_` value gives each value its own trial id, but the trainer never sees them
+ * (resolveParams drops them). Without `trainer`, any W&B-valid name is read, as W&B would.
+ *
+ * Each parameter's spec is told apart the way W&B does (inferSpec), then checked against its
+ * distribution's own schema, so that an error names the distribution the user meant instead
+ * of listing why each of twenty alternatives failed. Issues this file words itself carry
+ * their message; those zod raises are worded by messages.ts; parse.ts only places them.
  */
 import { z } from 'zod';
-import { SWEEP_PARAM_DOMAINS, TRAINER_PARAMS, domainViolation, type Domain, type TrainerParam, type TrainerParamName } from '../train/params.ts';
+import {
+  BOOKKEEPING_PREFIX,
+  SWEEP_PARAM_DOMAINS,
+  TRAINER_PARAMS,
+  domainViolation,
+  isBookkeeping,
+  isTrainerParam,
+  unknownParamMessage,
+  type Domain,
+  type TrainerParam,
+  type TrainerParamName,
+} from '../train/params.ts';
+import { didYouMean } from '../util/nearest.ts';
+import { support } from './distributions.ts';
+import { describeValue, unknownKeyMessage, type KeyPath } from './errors.ts';
+import {
+  DISTRIBUTION_NAMES,
+  DISTRIBUTIONS,
+  GRID_DISTRIBUTIONS,
+  PARAMETER_NAME,
+  mapping,
+  plainValue,
+  type DistributionName,
+  type LeafParamSpec,
+  type ParamSpec,
+} from './param-schema.ts';
+import { writtenAsFloat } from './source.ts';
+import { gridSize } from './space.ts';
 
-// ---------------------------------------------------------------------------------------------
-// Trainer hyperparameters: domains and defaults.
+export { SWEEP_PARAM_DOMAINS, TRAINER_PARAMS, BOOKKEEPING_PREFIX, domainViolation, isTrainerParam, type Domain, type TrainerParamName } from '../train/params.ts';
+export {
+  DISTRIBUTIONS,
+  DISTRIBUTION_NAMES,
+  GRID_DISTRIBUTIONS,
+  PARAMETER_NAME,
+  type DistributionName,
+  type LeafParamSpec,
+  type NestedParamSpec,
+  type ParamSpec,
+} from './param-schema.ts';
 
-export { SWEEP_PARAM_DOMAINS, TRAINER_PARAMS, domainViolation, isTrainerParam, type Domain, type TrainerParamName } from '../train/params.ts';
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const int = z.number().int();
+
+/**
+ * Extra fields an issue raised here may carry for parse.ts: `at`, a sibling key to show the
+ * problem at instead of its own (absent) key; `say`, a message that needs the issue's key path.
+ */
+export interface IssuePlacement {
+  at?: KeyPath;
+  say?: (path: KeyPath) => string;
+}
 
 function domainSchema(name: string, d: Domain) {
   return z.number().superRefine((v, ctx) => {
@@ -23,111 +78,210 @@ function domainSchema(name: string, d: Domain) {
   });
 }
 
-// ---------------------------------------------------------------------------------------------
-// Parameter distributions (W&B names). Each is a strict object; `distribution` is filled in.
+export const METHODS = ['grid', 'random'] as const;
+export type Method = (typeof METHODS)[number];
+const WANDB_ONLY_METHODS: readonly unknown[] = ['bayes', 'custom'];
 
-const num = z.number();
-const int = z.number().int();
-const positive = z.number().gt(0);
-const q = z.number().gt(0).default(1);
-const nonNegative = z.number().gte(0);
-
-function minBelowMax<T extends { min: number; max: number }>(v: T, ctx: z.core.$RefinementCtx<T>) {
-  if (!(v.min < v.max)) {
-    ctx.addIssue({ code: 'custom', path: ['min'], message: `min (${v.min}) must be less than max (${v.max})` });
-  }
-}
-
-function probabilitiesMatch(v: { values: unknown[]; probabilities?: number[] }, ctx: z.core.$RefinementCtx<any>) {
-  const p = v.probabilities;
-  if (!p) return;
-  if (p.length !== v.values.length) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['probabilities'],
-      message: `has ${p.length} entr${p.length === 1 ? 'y' : 'ies'} but values has ${v.values.length}; give one probability per value`,
-    });
-    return;
-  }
-  const sum = p.reduce((a, b) => a + b, 0);
-  if (Math.abs(sum - 1) > 1e-6) {
-    ctx.addIssue({ code: 'custom', path: ['probabilities'], message: `must sum to 1 (they sum to ${+sum.toPrecision(12)})` });
-  }
-}
-
-const dist = <N extends string>(name: N) => z.literal(name).default(name);
-const range = <N extends string>(name: N, lo: z.ZodNumber = num, hi: z.ZodNumber = num) =>
-  z.strictObject({ distribution: dist(name), min: lo, max: hi }).superRefine(minBelowMax);
-const qRange = <N extends string>(name: N, lo: z.ZodNumber = num) =>
-  z.strictObject({ distribution: dist(name), min: lo, max: num, q }).superRefine(minBelowMax);
-const normalLike = <N extends string>(name: N) =>
-  z.strictObject({ distribution: dist(name), mu: num.default(0), sigma: nonNegative.default(1) });
-const qNormalLike = <N extends string>(name: N) =>
-  z.strictObject({ distribution: dist(name), mu: num.default(0), sigma: nonNegative.default(1), q });
-
-const values = z.array(z.unknown()).min(1);
-const probabilities = z.array(nonNegative).min(1);
-
-export const DISTRIBUTIONS = {
-  constant: z.strictObject({ distribution: dist('constant'), value: z.unknown() }),
-  categorical: z
-    .strictObject({ distribution: dist('categorical'), values, probabilities: probabilities.optional() })
-    .superRefine(probabilitiesMatch),
-  // W&B's name for `values` + `probabilities`; normalized to `categorical` with probabilities.
-  categorical_w_probabilities: z
-    .strictObject({ distribution: z.literal('categorical_w_probabilities').optional(), values, probabilities })
-    .superRefine(probabilitiesMatch)
-    .transform((v) => ({ distribution: 'categorical' as const, values: v.values, probabilities: v.probabilities })),
-  int_uniform: range('int_uniform', int, int),
-  uniform: range('uniform'),
-  q_uniform: qRange('q_uniform'),
-  /** min/max are base-e exponents (W&B v1 semantics). */
-  log_uniform: range('log_uniform'),
-  log_uniform_values: range('log_uniform_values', positive),
-  inv_log_uniform: range('inv_log_uniform'),
-  inv_log_uniform_values: range('inv_log_uniform_values', positive),
-  q_log_uniform: qRange('q_log_uniform'),
-  q_log_uniform_values: qRange('q_log_uniform_values', positive),
-  normal: normalLike('normal'),
-  q_normal: qNormalLike('q_normal'),
-  log_normal: normalLike('log_normal'),
-  q_log_normal: qNormalLike('q_log_normal'),
-  beta: z.strictObject({ distribution: dist('beta'), a: positive.default(1), b: positive.default(1) }),
-  q_beta: z.strictObject({ distribution: dist('q_beta'), a: positive.default(1), b: positive.default(1), q }),
-} as const;
-
-export type DistributionName = keyof typeof DISTRIBUTIONS;
-export const DISTRIBUTION_NAMES = Object.keys(DISTRIBUTIONS) as DistributionName[];
-
-export type LeafParamSpec = z.output<(typeof DISTRIBUTIONS)[DistributionName]>;
-/** `{parameters: {...}}`: a nested dict of parameters in the trial's params. */
-export interface NestedParamSpec {
-  distribution: 'nested';
-  parameters: Record<string, ParamSpec>;
-}
-export type ParamSpec = LeafParamSpec | NestedParamSpec;
-
-/** W&B: `^[A-Za-z_][A-Za-z0-9_.-]*$`. */
-export const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-
-/** Grid search needs a finite list of values per parameter (wandb/sweeps grid_search.py). */
-export const GRID_DISTRIBUTIONS: ReadonlySet<string> = new Set(['constant', 'categorical', 'int_uniform', 'q_uniform', 'nested']);
+const MethodSchema = z.enum(METHODS, {
+  error: (iss) => (WANDB_ONLY_METHODS.includes(iss.input) ? `\`${iss.input}\` is a W&B method this tool does not run; use grid or random` : undefined),
+});
 
 /** More trials than this in a grid without run_cap is almost surely a mistake in the file. */
 export const MAX_GRID_TRIALS = 1_000_000;
 
 // ---------------------------------------------------------------------------------------------
-// The rest of the file.
+// One parameter's spec.
 
-export const MetricSchema = z.strictObject({
-  name: z.string().min(1),
-  goal: z.enum(['minimize', 'maximize']).default('minimize'),
-  /** The sweep is done once any trial reaches this value. */
-  target: num.optional(),
-  // W&B bayes-only keys, accepted so W&B files load unchanged.
-  impute: z.enum(['latest', 'best', 'worst']).optional(),
-  impute_while_running: z.enum(['latest', 'best', 'worst', 'false']).optional(),
-});
+const SPEC_FORMS = '{values: [...]}, {value: x}, {min: a, max: b} or {distribution: ..., ...}';
+
+/** W&B: integer min and max mean int_uniform, otherwise uniform. `1.0` counts as a float. */
+const writtenAsInt = (raw: Obj, key: string) => Number.isInteger(raw[key]) && !writtenAsFloat(raw, key);
+
+/**
+ * Which distribution a spec means, as W&B tells (an explicit `distribution`, else `values`,
+ * `value`, `min`/`max`, or a nested `parameters` group), with `distribution` filled in; and
+ * whether grid search can walk it. Issues make the spec fail here, before its own schema.
+ */
+function inferSpec(method: Method | undefined) {
+  return (raw: unknown, ctx: z.core.$RefinementCtx<unknown>): unknown => {
+    const fail = (message: string, path: KeyPath = []) => {
+      ctx.addIssue({ code: 'custom', path: [...path], input: raw, message });
+      return raw;
+    };
+    if (!isObj(raw)) {
+      const say = (path: KeyPath) => {
+        const hint = raw !== null && typeof raw !== 'object' ? `; for a fixed value write \`${String(path.at(-1))}: {value: ${JSON.stringify(raw)}}\`` : '';
+        return `expected a parameter spec such as ${SPEC_FORMS}, got ${describeValue(raw)}${hint}`;
+      };
+      ctx.addIssue({ code: 'custom', input: raw, params: { say } satisfies IssuePlacement });
+      return raw;
+    }
+
+    let dist: DistributionName;
+    if ('distribution' in raw) {
+      const d = raw.distribution;
+      if (typeof d !== 'string' || !(DISTRIBUTION_NAMES as string[]).includes(d)) {
+        const near = typeof d === 'string' ? didYouMean(d, DISTRIBUTION_NAMES) : '';
+        return fail(`unknown distribution ${typeof d === 'string' ? `\`${d}\`` : describeValue(d)}${near} Known: ${DISTRIBUTION_NAMES.join(', ')}`, ['distribution']);
+      }
+      dist = d as DistributionName;
+      // A superset of W&B: `distribution: categorical` may carry probabilities.
+      if (dist === 'categorical' && 'probabilities' in raw) dist = 'categorical_w_probabilities';
+    } else if ('parameters' in raw) {
+      const extra = Object.keys(raw).filter((k) => k !== 'parameters');
+      for (const k of extra) fail(`${unknownKeyMessage(k, ['parameters'])} (a nested group of parameters)`, [k]);
+      return { distribution: 'nested', parameters: raw.parameters };
+    } else if ('values' in raw) {
+      dist = 'probabilities' in raw ? 'categorical_w_probabilities' : 'categorical';
+    } else if ('value' in raw) {
+      dist = 'constant';
+    } else if ('min' in raw || 'max' in raw) {
+      dist = writtenAsInt(raw, 'min') && writtenAsInt(raw, 'max') ? 'int_uniform' : 'uniform';
+    } else {
+      return fail(`cannot tell the distribution: give ${SPEC_FORMS}`);
+    }
+
+    if (dist === 'constant' && !('value' in raw)) {
+      ctx.addIssue({ code: 'custom', path: ['value'], input: undefined, message: 'required: a constant parameter needs value' });
+      return raw;
+    }
+    if (method === 'grid') {
+      const name = dist === 'categorical_w_probabilities' ? 'categorical' : dist;
+      if (!GRID_DISTRIBUTIONS.has(name)) {
+        return fail(
+          `grid search needs a finite list of values: use values, value, int_uniform or q_uniform; ${name} is continuous (use values: [...] or method: random)`,
+          'distribution' in raw ? ['distribution'] : [],
+        );
+      }
+      if (dist === 'categorical_w_probabilities') {
+        return fail('grid search tries every value, so probabilities do not apply; remove them or use method: random', ['probabilities']);
+      }
+    }
+    return { ...raw, distribution: dist };
+  };
+}
+
+/** A parameter spec, for a sweep searched by `method` (unknown when the file's is invalid). */
+function paramSpecSchema(method: Method | undefined): z.ZodType<ParamSpec> {
+  const nested = z.strictObject({ distribution: z.literal('nested'), parameters: z.lazy(() => parametersSchema(method, false)) });
+  const specs = z.discriminatedUnion('distribution', [...Object.values(DISTRIBUTIONS), nested] as unknown as [typeof nested]);
+  return z.preprocess(inferSpec(method), specs) as unknown as z.ZodType<ParamSpec>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parameters block: names, and the trainer's domains.
+
+/** `trainer`: only the trainer's names and `x_` ones (see the top of this file). */
+function parameterName(trainer: boolean) {
+  return z.string().superRefine((name, ctx) => {
+    if (!PARAMETER_NAME.test(name)) {
+      ctx.addIssue({ code: 'custom', message: `\`${name}\` is not a valid parameter name: start with a letter or _, then letters, digits, _ . or -` });
+    } else if (trainer && !isTrainerParam(name) && !isBookkeeping(name)) {
+      ctx.addIssue({ code: 'custom', message: unknownParamMessage(name) });
+    }
+  });
+}
+
+const parametersError = (iss: { code?: string; input?: unknown }) => {
+  if (iss.code !== 'invalid_type') return undefined;
+  if (iss.input === undefined) return 'required: the parameters to sweep (W&B requires it too)';
+  return `expected a mapping from parameter names to specs, got ${describeValue(iss.input)}`;
+};
+
+const parametersCache = new Map<string, z.ZodType<Record<string, ParamSpec>>>();
+
+/**
+ * `top`: the sweep's own parameters, whose names are the trainer's (nested groups hold
+ * anything); every value a trainer parameter's spec can produce must be in its domain.
+ */
+function parametersSchema(method: Method | undefined, top: boolean, trainer = false): z.ZodType<Record<string, ParamSpec>> {
+  const key = `${method}|${top}|${trainer}`;
+  const cached = parametersCache.get(key);
+  if (cached) return cached;
+  const schema = z.record(parameterName(top && trainer), paramSpecSchema(method), { error: parametersError }).superRefine(
+    (params, ctx) => {
+      if (!isObj(params)) return;
+      if (Object.keys(params).length === 0 && ctx.issues.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one parameter' });
+      if (!top) return;
+      // Only specs that parsed: a name with a problem of its own is not checked further.
+      const failed = new Set(ctx.issues.map((i) => i.path?.[0]));
+      for (const [name, spec] of Object.entries(params)) {
+        if (failed.has(name) || !isTrainerParam(name)) continue;
+        for (const { path, message } of domainProblems(name, SWEEP_PARAM_DOMAINS[name], spec, method)) {
+          ctx.addIssue({ code: 'custom', path: [name, ...path], message });
+        }
+      }
+    },
+    { when: () => true },
+  );
+  parametersCache.set(key, schema);
+  return schema;
+}
+
+/** Every value a trainer parameter's spec can produce must be valid for the trainer. */
+function domainProblems(name: string, d: Domain, spec: ParamSpec, method: Method | undefined): Array<{ path: KeyPath; message: string }> {
+  const out: Array<{ path: KeyPath; message: string }> = [];
+  const bad = (path: KeyPath, message: string) => out.push({ path, message });
+  if (spec.distribution === 'nested') {
+    bad([], `${name} is a trainer parameter and must be ${d.expected}, not a nested group`);
+  } else if (spec.distribution === 'constant') {
+    const why = domainViolation(d, spec.value);
+    if (why) bad(['value'], `${describeValue(spec.value)} is not a valid ${name}: ${why}`);
+  } else if (spec.distribution === 'categorical') {
+    spec.values.forEach((v, i) => {
+      const why = domainViolation(d, v);
+      if (why) bad(['values', i], `${describeValue(v)} is not a valid ${name}: ${why}`);
+    });
+  } else {
+    const s = support(spec, method ?? 'random');
+    const what = describeSpec(spec);
+    if (s.kind === 'list') {
+      const offender = s.values.find((v) => domainViolation(d, v) !== null);
+      if (offender !== undefined) bad([], `${what} can produce ${describeValue(offender)}, but ${name} must be ${d.expected}`);
+    } else if (d.integer && !s.integer) {
+      bad([], `${what} produces non-integers, but ${name} must be ${d.expected}; use int_uniform or values`);
+    } else {
+      const at = (end: 'min' | 'max'): KeyPath => ('min' in spec ? [end] : []);
+      if (d.min !== undefined && (s.lo < d.min || (s.lo === d.min && d.minExclusive && !s.loOpen))) {
+        bad(at('min'), `${what} can produce ${fmt(s.lo)}, but ${name} must be ${d.expected}`);
+      }
+      if (d.max !== undefined && (s.hi > d.max || (s.hi === d.max && d.maxExclusive && !s.hiOpen))) {
+        bad(at('max'), `${what} can produce ${fmt(s.hi)}, but ${name} must be ${d.expected}`);
+      }
+    }
+  }
+  return out;
+}
+
+const fmt = (x: number) => (Number.isFinite(x) ? String(+x.toPrecision(6)) : x > 0 ? 'arbitrarily large values' : 'arbitrarily small values');
+
+function describeSpec(spec: LeafParamSpec): string {
+  if ('min' in spec && 'max' in spec) return `${spec.distribution} from ${spec.min} to ${spec.max}`;
+  return spec.distribution;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metric and early termination.
+
+export const MetricSchema = mapping(
+  {
+    name: z.string().min(1),
+    goal: z.enum(['minimize', 'maximize']).default('minimize'),
+    /** The sweep is done once any trial reaches this value. */
+    target: z.number().optional(),
+    // W&B bayes-only keys, accepted so W&B files load unchanged.
+    impute: z.enum(['latest', 'best', 'worst']).optional(),
+    impute_while_running: z.enum(['latest', 'best', 'worst', 'false']).optional(),
+  },
+  'in metric',
+);
+
+/** The metric that ranks a sweep's trials. */
+export type SweepMetric = Pick<z.output<typeof MetricSchema>, 'name' | 'goal'>;
+export type Goal = SweepMetric['goal'];
+
+/** What ranks trials when the sweep file names no metric: the report's headline number. */
+export const DEFAULT_METRIC: SweepMetric = { name: 'val_seq_acc', goal: 'maximize' };
 
 export const EARLY_TERMINATE = {
   /** W&B hyperband: either min_iter, or max_iter with s. */
@@ -140,6 +294,7 @@ export const EARLY_TERMINATE = {
       eta: z.number().gt(1).default(3),
       strict: z.boolean().default(true),
     })
+    .describe('for hyperband early termination')
     .superRefine((v, ctx) => {
       if (v.min_iter === undefined && v.max_iter === undefined) {
         ctx.addIssue({ code: 'custom', message: 'hyperband needs min_iter, or max_iter with s' });
@@ -150,24 +305,51 @@ export const EARLY_TERMINATE = {
       }
     }),
   /** Stop a trial whose best metric so far is worse than the median of the others at the same iteration. */
-  median: z.strictObject({
-    type: z.literal('median'),
-    /** Iterations every trial runs before it can be stopped. */
-    min_iter: int.gte(1).default(1),
-    /** Trials that must have reported at an iteration before any is stopped there. */
-    min_trials: int.gte(1).default(5),
-    /** Check every this many iterations. */
-    interval: int.gte(1).default(1),
-  }),
+  median: mapping(
+    {
+      type: z.literal('median'),
+      /** Iterations every trial runs before it can be stopped. */
+      min_iter: int.gte(1).default(1),
+      /** Trials that must have reported at an iteration before any is stopped there. */
+      min_trials: int.gte(1).default(5),
+      /** Check every this many iterations. */
+      interval: int.gte(1).default(1),
+    },
+    'for median early termination',
+  ),
 } as const;
 
 export type EarlyTerminate = z.output<(typeof EARLY_TERMINATE)[keyof typeof EARLY_TERMINATE]>;
 
-export const GenerateSchema = z.strictObject({
-  style: z.enum(['railway', 'hard']),
-  count: int.gte(1),
-  seed: int.default(0),
-});
+const STOPPING_RULES = Object.keys(EARLY_TERMINATE);
+
+/** A mapping with a known `type`, told apart before its rule's own schema checks it. */
+const EarlyTerminateSchema = z.preprocess(
+  (raw, ctx) => {
+    if (!isObj(raw)) {
+      ctx.addIssue({ code: 'custom', input: raw, message: `expected a mapping such as {type: hyperband, min_iter: 3}, got ${describeValue(raw)}` });
+    } else if (raw.type === undefined) {
+      ctx.addIssue({ code: 'custom', input: raw, message: `required: type (one of ${STOPPING_RULES.join(', ')})` });
+    } else if (typeof raw.type !== 'string' || !STOPPING_RULES.includes(raw.type)) {
+      const near = typeof raw.type === 'string' ? didYouMean(raw.type, STOPPING_RULES) : '';
+      ctx.addIssue({ code: 'custom', path: ['type'], input: raw.type, message: `unknown type ${describeValue(raw.type)}${near} Known: ${STOPPING_RULES.join(', ')}` });
+    }
+    return raw;
+  },
+  z.discriminatedUnion('type', [EARLY_TERMINATE.hyperband, EARLY_TERMINATE.median]),
+);
+
+// ---------------------------------------------------------------------------------------------
+// The train block.
+
+export const GenerateSchema = mapping(
+  {
+    style: z.enum(['railway', 'hard']),
+    count: int.gte(1),
+    seed: int.default(0),
+  },
+  'for generated CAPTCHAs',
+);
 export type GenerateSpec = z.output<typeof GenerateSchema>;
 
 /** A dataset directory, or CAPTCHAs to generate. */
@@ -201,6 +383,7 @@ export const TrainSchema = z
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     ...hyperparameterDefaults,
   })
+  .describe('in the train block')
   .superRefine((v, ctx) => {
     if (v.data !== undefined && v.generate !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['generate'], message: 'give either data (a directory) or generate, not both' });
@@ -229,45 +412,104 @@ export function trainHyperparameters(train: TrainDefaults): Record<string, numbe
   return out;
 }
 
-export const METHODS = ['grid', 'random'] as const;
-export type Method = (typeof METHODS)[number];
+// ---------------------------------------------------------------------------------------------
+// The whole file.
 
-/**
- * The top level. `parameters` and `early_terminate` are checked by parse.ts with the schemas
- * above (one distribution / one stopping rule at a time).
- */
-export const SweepFileSchema = z.strictObject({
-  method: z.enum(METHODS),
-  name: z.string().min(1).optional(),
-  description: z.string().optional(),
-  metric: MetricSchema.optional(),
-  parameters: z.unknown(),
-  /** At most this many trials; required for random (the list of trials must be finite). */
-  run_cap: int.gt(0).optional(),
-  early_terminate: z.unknown().optional(),
-  /** Seeds random sampling and is every trial's seed unless `seed` is itself swept. */
-  seed: domainSchema('seed', TRAINER_PARAMS.seed).default(0),
-  train: TrainSchema.prefault({}),
-  // W&B keys: accepted and stored so a W&B file loads unchanged; not used here.
-  program: z.string().optional(),
-  command: z.array(z.unknown()).optional(),
-  entity: z.string().optional(),
-  project: z.string().optional(),
-  job: z.string().optional(),
-  image_uri: z.string().optional(),
-  apiVersion: z.string().optional(),
-  kind: z.literal('sweep').optional(),
-  controller: z.looseObject({ type: z.enum(['local', 'cloud']) }).optional(),
-});
+const fileError = (iss: { code?: string; input?: unknown }) => {
+  if (iss.code !== 'invalid_type') return undefined;
+  if (iss.input == null) return 'the file is empty; expected a mapping with at least method and parameters';
+  return `expected a mapping at the top level, got ${describeValue(iss.input)}`;
+};
 
-type SweepFileOutput = z.output<typeof SweepFileSchema>;
+/** Rules across keys; they run whatever else is wrong, so a user fixes a file in one pass. */
+function acrossKeys(v: unknown, ctx: z.core.$RefinementCtx<unknown>): void {
+  if (!isObj(v)) return;
+  const clean = ctx.issues.length === 0;
+  if (v.method === 'random' && v.run_cap === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['run_cap'],
+      params: { at: ['method'] } satisfies IssuePlacement,
+      message: 'required for method random: the number of trials to sample (a positive integer)',
+    });
+  }
+  if (v.early_terminate !== undefined && v.metric === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['early_terminate'], message: 'early termination compares trials by a metric; add metric: {name, goal}' });
+  }
+  if (v.method === 'grid' && clean && v.run_cap === undefined) {
+    const size = gridSize(v.parameters as Record<string, ParamSpec>);
+    if (size > MAX_GRID_TRIALS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['parameters'],
+        message: `the grid has ${size.toLocaleString('en-US')} trials (more than ${MAX_GRID_TRIALS.toLocaleString('en-US')}); use fewer values or set run_cap`,
+      });
+    }
+  }
+}
+
+function buildFileSchema(method: Method | undefined, trainer: boolean) {
+  return z
+    .strictObject(
+      {
+        method: MethodSchema,
+        name: z.string().min(1).optional(),
+        description: z.string().optional(),
+        metric: MetricSchema.optional(),
+        parameters: parametersSchema(method, true, trainer),
+        /** At most this many trials; required for random (the list of trials must be finite). */
+        run_cap: int.gt(0).optional(),
+        early_terminate: EarlyTerminateSchema.optional() as z.ZodOptional<z.ZodType<EarlyTerminate>>,
+        /** Seeds random sampling and is every trial's seed unless `seed` is itself swept. */
+        seed: domainSchema('seed', TRAINER_PARAMS.seed).default(0),
+        train: TrainSchema.prefault({}),
+        // W&B keys: accepted and stored so a W&B file loads unchanged; not used here.
+        program: z.string().optional(),
+        command: z.array(plainValue).optional(),
+        entity: z.string().optional(),
+        project: z.string().optional(),
+        job: z.string().optional(),
+        image_uri: z.string().optional(),
+        apiVersion: z.string().optional(),
+        kind: z.literal('sweep').optional(),
+        controller: z.looseObject({ type: z.enum(['local', 'cloud']) }).optional(),
+      },
+      { error: fileError },
+    )
+    .describe('at the top level')
+    .superRefine(acrossKeys, { when: () => true });
+}
+
+type SweepFileOutput = z.output<ReturnType<typeof buildFileSchema>>;
 
 /** A validated sweep file with every default filled in. */
-export interface SweepSpec extends Omit<SweepFileOutput, 'parameters' | 'early_terminate' | 'name'> {
+export interface SweepSpec extends Omit<SweepFileOutput, 'name'> {
   /** The file it came from, as given. */
   file: string;
   /** `name:`, else the file's base name without extension. Part of every trial id. */
   name: string;
-  parameters: Record<string, ParamSpec>;
-  early_terminate?: EarlyTerminate;
+}
+
+export interface SweepFileOptions {
+  /**
+   * Refuse a parameter name the trainer does not know (other than `x_` bookkeeping names):
+   * what every command that plans or trains a sweep wants. Unset, names are free, as in W&B.
+   */
+  trainer?: boolean;
+}
+
+const fileSchemas = new Map<string, ReturnType<typeof buildFileSchema>>();
+
+/**
+ * The schema a sweep file is checked against. Its parameters' rules depend on its method
+ * (grid search needs finite lists), so the schema is chosen by the file's `method:`.
+ */
+export function sweepFileSchema(raw: unknown, options: SweepFileOptions = {}): ReturnType<typeof buildFileSchema> {
+  const m = isObj(raw) ? raw.method : undefined;
+  const method = (METHODS as readonly unknown[]).includes(m) ? (m as Method) : undefined;
+  const trainer = options.trainer ?? false;
+  const key = `${method}|${trainer}`;
+  let schema = fileSchemas.get(key);
+  if (!schema) fileSchemas.set(key, (schema = buildFileSchema(method, trainer)));
+  return schema;
 }

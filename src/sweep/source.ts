@@ -19,6 +19,20 @@ export interface YamlSource {
 
 const INT_LITERAL = /^[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
 
+/**
+ * Where each mapping read from YAML came from, to tell how its numbers were written. JS keeps
+ * one number type, but W&B (PyYAML) tells `{min: 1.0, max: 10}` (uniform) from
+ * `{min: 1, max: 10}` (int_uniform); the schema asks writtenAsFloat to do the same.
+ */
+const origins = new WeakMap<object, { path: KeyPath; isIntLiteral: (path: KeyPath) => boolean }>();
+
+/** True when `mapping[key]` is a whole number written as a float (`1.0`, `1e3`) in the YAML. */
+export function writtenAsFloat(mapping: object, key: string): boolean {
+  const origin = origins.get(mapping);
+  const v = (mapping as Record<string, unknown>)[key];
+  return origin !== undefined && Number.isInteger(v) && !origin.isIntLiteral([...origin.path, key]);
+}
+
 /** Parse YAML text; syntax errors (all of them) are thrown as one SweepFileError. */
 export function readYaml(text: string, file: string): YamlSource {
   const lineCounter = new LineCounter();
@@ -63,21 +77,34 @@ export function readYaml(text: string, file: string): YamlSource {
     return { node, offset };
   };
 
+  const isIntLiteral = (path: KeyPath) => {
+    const { node } = walk(path);
+    if (!node || !isScalar(node) || typeof node.value !== 'number') return false;
+    const src = typeof node.source === 'string' ? node.source : String(node.value);
+    return INT_LITERAL.test(src.trim());
+  };
+  recordOrigins(value, [], isIntLiteral);
+
   const locate = (path: KeyPath) => pos(walk(path).offset);
   return {
     file,
     value,
     locate,
-    isIntLiteral(path) {
-      const { node } = walk(path);
-      if (!node || !isScalar(node) || typeof node.value !== 'number') return false;
-      const src = typeof node.source === 'string' ? node.source : String(node.value);
-      return INT_LITERAL.test(src.trim());
-    },
+    isIntLiteral,
     problem(path, message, formattedPath) {
       return { file, path: formattedPath, ...locate(path), message };
     },
   };
+}
+
+function recordOrigins(v: unknown, path: KeyPath, isIntLiteral: (p: KeyPath) => boolean): void {
+  if (typeof v !== 'object' || v === null || origins.has(v)) return;
+  if (Array.isArray(v)) {
+    v.forEach((x, i) => recordOrigins(x, [...path, i], isIntLiteral));
+    return;
+  }
+  origins.set(v, { path, isIntLiteral });
+  for (const [k, x] of Object.entries(v)) recordOrigins(x, [...path, k], isIntLiteral);
 }
 
 function resolve(doc: Document, node: Node | null): Node | null {

@@ -5,8 +5,8 @@
  *
  * Pure functions; the writes live in store.ts.
  */
-import { leaves } from '../scheduler/grid.ts';
-import type { ParamSpec } from '../sweep/schema.ts';
+import { leaves } from '../sweep/space.ts';
+import type { Goal, ParamSpec, SweepMetric } from '../sweep/schema.ts';
 import type { EpochMetrics, TrialResult } from '../train/trainer.ts';
 import type { SweepStatus } from './store.ts';
 
@@ -31,15 +31,8 @@ export function epochRows(trialId: string, m: EpochMetrics): MetricRow[] {
   return rows;
 }
 
-export type Goal = 'minimize' | 'maximize';
-
-export interface SweepMetric {
-  name: string;
-  goal: Goal;
-}
-
-/** What ranks trials when the sweep file names no metric: the report's headline number. */
-export const DEFAULT_METRIC: SweepMetric = { name: 'val_seq_acc', goal: 'maximize' };
+// The metric's shape and default are the sweep file schema's.
+export { DEFAULT_METRIC, type Goal, type SweepMetric } from '../sweep/schema.ts';
 
 /** True when `a` is better than `b` (a missing `b` is beaten by any number). */
 export function better(goal: Goal, a: number, b: number | null | undefined): boolean {

@@ -70,7 +70,9 @@ export class ResetAfterGRU extends tfl.layers.Layer {
       tfl.initializers.glorotUniform({ seed: this.seed }));
     // Keras' orthogonal initializer; tfjs-layers' runs a QR in tensor ops, seconds per build.
     this.recurrentKernel = this.addWeight('recurrent_kernel', [u, 3 * u], 'float32', tfl.initializers.zeros());
-    this.recurrentKernel.write(tf.tensor2d(orthogonalRows(u, 3 * u, this.seed + 1), [u, 3 * u]));
+    const orthogonal = tf.tensor2d(orthogonalRows(u, 3 * u, this.seed + 1), [u, 3 * u]);
+    this.recurrentKernel.write(orthogonal); // the variable takes a reference to its data
+    orthogonal.dispose();
     this.bias = this.addWeight('bias', [2, 3 * u], 'float32', tfl.initializers.zeros());
     this.built = true;
   }

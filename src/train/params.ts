@@ -1,8 +1,10 @@
 /**
  * A trial's hyperparameters: the names the sweep file and `--set` use, their defaults and
- * their domains. Values not known here pass through untouched (a sweep may carry extra keys).
+ * their domains. A name not known here is refused where a user writes it (the sweep file,
+ * `--set`), except bookkeeping names (`x_...`), which never reach the trainer.
  */
 import { UserError } from '../util/errors.ts';
+import { didYouMean } from '../util/nearest.ts';
 import { DEFAULT_IMAGE_SIZE, maxKernelExtent, maxKernelSize } from './geometry.ts';
 
 /** A parameter's domain; `expected` is how it reads in a message ("a number > 0"). */
@@ -92,6 +94,31 @@ export function domainViolation(d: Domain, v: unknown): string | null {
   return null;
 }
 
+/**
+ * Names a sweep may carry for its own bookkeeping (a tag, a note, an index into another
+ * table): they start with `x_`. They are part of a trial's params, and so of its id when
+ * swept, but the trainer never sees them.
+ */
+export const BOOKKEEPING_PREFIX = 'x_';
+
+export function isBookkeeping(key: string): boolean {
+  return key.startsWith(BOOKKEEPING_PREFIX);
+}
+
+/** "unknown parameter `widht`; did you mean `width`? The trainer takes: ...; ..." */
+export function unknownParamMessage(key: string, known: readonly string[] = Object.keys(TRAINER_PARAMS)): string {
+  return (
+    `unknown parameter \`${key}\`${didYouMean(key, known) || ';'} The trainer takes: ${known.join(', ')}; ` +
+    `a value kept for the sweep's own bookkeeping goes under a name starting with ${BOOKKEEPING_PREFIX}`
+  );
+}
+
+/** Refuses names the trainer does not know (a typo would train the default instead). */
+export function checkParamNames(values: Record<string, unknown>, source: string): void {
+  const unknown = Object.keys(values).filter((k) => !isTrainerParam(k) && !isBookkeeping(k));
+  if (unknown.length) throw new UserError(unknown.map((k) => `${source} ${k}: ${unknownParamMessage(k)}`).join('\n'));
+}
+
 /** Why a value is outside a known parameter's domain, or null. */
 export function paramProblem(key: string, value: unknown): string | null {
   if (!isTrainerParam(key)) return null;
@@ -99,9 +126,14 @@ export function paramProblem(key: string, value: unknown): string | null {
   return why && `${key} ${why}, got ${JSON.stringify(value)}`;
 }
 
-/** Fills defaults and validates; `source` names where the values came from, for errors. */
+/**
+ * Fills defaults and validates; `source` names where the values came from, for errors.
+ * Bookkeeping values are left out; other names not known here pass through untouched (a
+ * trial stored before unknown names were refused may hold some).
+ */
 export function resolveParams(values: Record<string, unknown>, source = 'parameters'): TrainParams & Record<string, unknown> {
-  const out: Record<string, unknown> = { ...DEFAULT_PARAMS, ...values };
+  const out: Record<string, unknown> = { ...DEFAULT_PARAMS };
+  for (const [k, v] of Object.entries(values)) if (!isBookkeeping(k)) out[k] = v;
   const problems = Object.keys(out)
     .map((k) => paramProblem(k, out[k]))
     .filter((p): p is string => p !== null);
@@ -109,7 +141,10 @@ export function resolveParams(values: Record<string, unknown>, source = 'paramet
   return out as TrainParams & Record<string, unknown>;
 }
 
-/** Parses `--set key=value` pairs; numbers become numbers, `true`/`false` booleans. */
+/**
+ * Parses `--set key=value` pairs; numbers become numbers, `true`/`false` booleans. A key the
+ * trainer does not know is refused (bookkeeping `x_` keys aside, which the trainer ignores).
+ */
 export function parseSetArgs(pairs: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const pair of pairs) {
@@ -122,5 +157,6 @@ export function parseSetArgs(pairs: string[]): Record<string, unknown> {
     else if (raw !== '' && Number.isFinite(Number(raw))) value = Number(raw);
     out[key] = value;
   }
+  checkParamNames(out, '--set');
   return out;
 }

@@ -1,7 +1,8 @@
 /**
  * One trial: pretrain the CNN, then train the CNN+GRU from its conv weights, keep each
- * phase's best weights by val sequence accuracy, stop early on patience, and write the
- * final model, metrics and per-character probabilities.
+ * phase's best weights (by val sequence accuracy, then character accuracy, then loss: see
+ * best-epoch.ts), stop early on patience, and write the final model, metrics and
+ * per-character probabilities.
  *
  * The loop is written out (not `model.fit`) because it must accumulate gradients over
  * micro-batches (the wasm heap cannot hold the full model at batch 32), checkpoint the
@@ -17,6 +18,7 @@ import * as tf from './tf.ts';
 import { tfl } from './tf.ts';
 import { fileUrl, loadNamedTensors, registerFileRouter, saveNamedTensors, writeFileAtomic } from './io.ts';
 import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, type ModelSpec } from './model.ts';
+import { betterEpoch } from './best-epoch.ts';
 import { resolveParams, type TrainParams } from './params.ts';
 
 export type Phase = 'pretrain' | 'gru';
@@ -137,6 +139,7 @@ export class TrainingAborted extends Error {
 interface BestRecord {
   epoch: number;
   val_seq_acc: number;
+  val_char_acc?: number;
   val_loss: number;
   dir: string;
 }
@@ -470,9 +473,8 @@ class Trial {
       const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
       this.state.adamBetaPowers = [adam.accBeta1.dataSync()[0], adam.accBeta2.dataSync()[0]];
       const best = this.state.best[phase];
-      const improved = !best || m.val_seq_acc > best.val_seq_acc || (m.val_seq_acc === best.val_seq_acc && m.val_loss < best.val_loss);
-      if (improved) {
-        this.state.best[phase] = { epoch, val_seq_acc: m.val_seq_acc, val_loss: m.val_loss, dir: ckDir };
+      if (betterEpoch(m, best)) {
+        this.state.best[phase] = { epoch, val_seq_acc: m.val_seq_acc, val_char_acc: m.val_char_acc, val_loss: m.val_loss, dir: ckDir };
         this.state.sinceBest = 0;
       } else {
         this.state.sinceBest++;

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,6 +54,24 @@ describe('sweep train', () => {
     const r = await sweep(['train', '--data', join(root, 'train'), '--out', out, '--set', 'dropout=1.5', '--charset', '0-3', '--length', '2']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/dropout must be a number in \[0, 1\), got 1.5/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a parameter name the trainer does not know with exit 2, naming the nearest, and writes nothing', async () => {
+    const out = join(root, 'typo');
+    const r = await sweep(['train', '--data', join(root, 'train'), '--out', out, '--set', 'widht=0.1', '--charset', '0-3', '--length', '2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--set widht: unknown parameter `widht`; did you mean `width`?');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a --config sweep file with an unknown parameter name, at its line', async () => {
+    const config = join(root, 'typo.yaml');
+    writeFileSync(config, 'method: grid\nparameters:\n  dropuot: {value: 0.3}\n');
+    const out = join(root, 'typo-config');
+    const r = await sweep(['train', '--data', join(root, 'train'), '--out', out, '--config', config, '--charset', '0-3', '--length', '2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${config}:3:3: parameters.dropuot: unknown parameter \`dropuot\`; did you mean \`dropout\`?`);
     expect(existsSync(out)).toBe(false);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expandSweep, type Trial } from '../../src/scheduler/expand.ts';
-import { expandGrid, gridSize } from '../../src/scheduler/grid.ts';
+import { expandGrid } from '../../src/scheduler/grid.ts';
+import { gridSize } from '../../src/sweep/space.ts';
 import { sampleRandom, sampleTrial } from '../../src/scheduler/random.ts';
 import { canonicalJson, trialId } from '../../src/scheduler/trial-id.ts';
 import { quantize } from '../../src/sweep/distributions.ts';
@@ -282,6 +283,17 @@ describe('trials', () => {
     const wide = expandSweep(sweep('method: grid', 'parameters:', '  dropout: {values: [0.1]}', '  kernel_width: {values: [0, 7]}'));
     expect(wide.map((t) => t.params.kernel_width)).toEqual([0, 7]);
     expect(new Set([plain.id, ...wide.map((t) => t.id)]).size).toBe(3);
+  });
+
+  it('carry swept bookkeeping (x_) values, which give each value its own id', () => {
+    const trials = expandSweep(
+      parseSweep(['method: grid', 'parameters:', '  dropout: {values: [0.1]}', '  x_repeat: {values: [1, 2]}', ''].join('\n'), 'sweeps/t.yaml', { trainer: true }),
+    );
+    expect(trials.map((t) => [t.params.dropout, t.params.x_repeat])).toEqual([
+      [0.1, 1],
+      [0.1, 2],
+    ]);
+    expect(new Set(ids(trials)).size).toBe(2);
   });
 
   it('take their seed from a swept `seed` parameter', () => {

@@ -54,6 +54,13 @@ describe.skipIf(!mainReady)('sweep plan via main()', () => {
     expect(stderr).toContain('test/sweep/fixtures/bad.yaml:4:24: parameters.dropout.values[2]: 1.2 is not a valid dropout');
     expect(stderr).toContain('test/sweep/fixtures/bad.yaml:5:3: parameters.lr: grid search needs a finite list of values');
   });
+
+  it('a parameter name the trainer does not know exits 2, at its line, with the nearest name', async () => {
+    const { main } = await import('../../src/cli/main.ts');
+    const { result, stderr } = await capture(() => main(['plan', 'test/sweep/fixtures/typo.yaml']));
+    expect(result).toBe(2);
+    expect(stderr).toContain('test/sweep/fixtures/typo.yaml:5:3: parameters.dropuot: unknown parameter `dropuot`; did you mean `dropout`?');
+  });
 });
 
 describe('sweep plan (the command module alone)', () => {

@@ -440,3 +440,96 @@ describe('trainer parameters: every value a sweep can produce must be in the dom
     expect(() => parseSweep(random('opt: {parameters: {dropout: {value: 3}}}'), FILE)).not.toThrow();
   });
 });
+
+describe('parameter names the trainer does not know', () => {
+  /** The problems a sweep text is rejected with when read for the trainer. */
+  function forTrainer(text: string): SweepProblem[] {
+    try {
+      parseSweep(text, FILE, { trainer: true });
+    } catch (err) {
+      if (err instanceof SweepFileError) return [...err.problems];
+      throw err;
+    }
+    throw new Error('expected the sweep file to be rejected');
+  }
+
+  it('a typo is refused at its line, with the nearest name', () => {
+    const all = forTrainer(lines('method: grid', 'parameters:', '  dropuot: {values: [0.1, 0.3]}', '  kernel_size: {values: [3]}'));
+    expect(all).toHaveLength(1);
+    expect(all[0]).toMatchObject({ file: FILE, path: 'parameters.dropuot', line: 3, column: 3 });
+    expect(all[0].message).toMatch(/^unknown parameter `dropuot`; did you mean `dropout`\? The trainer takes: kernel_size, kernel_width, .*, seed; /);
+    expect(all[0].message).toContain('a value kept for the sweep\'s own bookkeeping goes under a name starting with x_');
+  });
+
+  it('a name near nothing is refused too, and every one is reported', () => {
+    const all = forTrainer(lines('method: grid', 'parameters:', '  optimizer: {values: [adam]}', '  widht: {values: [0.5]}', '  opt: {parameters: {b: {value: 1}}}'));
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['parameters.optimizer', 3],
+      ['parameters.widht', 4],
+      ['parameters.opt', 5],
+    ]);
+    expect(all[0].message).toMatch(/^unknown parameter `optimizer`; The trainer takes/);
+    expect(all[1].message).toContain('did you mean `width`?');
+  });
+
+  it('is a UserError (exit 2) from loadSweepFile, which W&B files without our names do not pass', async () => {
+    const err = await loadSweepFile('test/sweep/fixtures/wandb-example.yaml', { trainer: true }).catch((e) => e);
+    expect(err).toBeInstanceOf(SweepFileError);
+    expect((err as SweepFileError).exitCode).toBe(2);
+    expect((err as SweepFileError).problems.map((p) => p.path)).toEqual(['parameters.epochs', 'parameters.learning_rate', 'parameters.optimizer']);
+  });
+
+  it('x_ names carry bookkeeping values: any value, nested groups, any names inside', () => {
+    const spec = parseSweep(
+      lines('method: grid', 'parameters:', '  dropout: {values: [0.1]}', '  x_note: {value: baseline}', '  x_run: {values: [1, 2]}', '  x_group: {parameters: {anything: {value: 1}}}'),
+      FILE,
+      { trainer: true },
+    );
+    expect(Object.keys(spec.parameters)).toEqual(['dropout', 'x_note', 'x_run', 'x_group']);
+  });
+
+  it('the train block refuses a typo with the nearest name', () => {
+    const p = problemAt(lines('method: grid', 'parameters: {dropout: {values: [0.1]}}', 'train:', '  dropuot: 0.3'), 'train.dropuot');
+    expect(p.line).toBe(4);
+    expect(p.message).toMatch(/^unknown key `dropuot`; did you mean `dropout`\? Allowed here: data, generate, .* \(in the train block\)$/);
+  });
+
+  it('every sweep shipped in sweeps/ uses only the trainer\'s names', async () => {
+    for (const f of readdirSync('sweeps').filter((x) => x.endsWith('.yaml'))) {
+      await expect(loadSweepFile(join('sweeps', f), { trainer: true })).resolves.toBeDefined();
+    }
+  });
+});
+
+describe('rules that had no case of their own', () => {
+  it.each([
+    ['method: gird\nparameters: {a: {values: [1]}}\n', 'method', 1, 'expected one of grid, random, got the string "gird"; did you mean `grid`?'],
+    ['method: grid\nparameters: 3\n', 'parameters', 2, 'expected a mapping from parameter names to specs, got 3'],
+    ['method: grid\nparameters: {}\n', 'parameters', 2, 'needs at least one parameter'],
+    ['method: grid\nparameters:\n  a: {}\n', 'parameters.a', 3, 'cannot tell the distribution: give {values: [...]}, {value: x}, {min: a, max: b} or {distribution: ..., ...}'],
+    ['method: grid\nparameters:\n  a: {distribution: constant}\n', 'parameters.a.value', 3, 'required: a constant parameter needs value'],
+    ['method: grid\nparameters:\n  a: {distribution: 3}\n', 'parameters.a.distribution', 3, expect.stringMatching(/^unknown distribution 3 Known: constant, categorical, /)],
+    ['method: grid\nparameters:\n  g:\n    parameters: {a: {value: 1}}\n    values: [1]\n', 'parameters.g.values', 5, 'unknown key `values`; Allowed here: parameters (a nested group of parameters)'],
+    ['method: grid\nparameters:\n  g: {parameters: {}}\n', 'parameters.g.parameters', 3, 'needs at least one parameter'],
+    ['method: random\nrun_cap: 1\nparameters:\n  a: {min: 1e0, max: 10, q: 2}\n', 'parameters.a.q', 4, 'unknown key `q`; Allowed here: distribution, min, max (for a uniform parameter)'],
+    ['method: random\nrun_cap: 1\nparameters:\n  a: {min: 0x1, max: 10, q: 2}\n', 'parameters.a.q', 4, 'unknown key `q`; Allowed here: distribution, min, max (for a int_uniform parameter)'],
+    ['method: random\nrun_cap: 1\nparameters:\n  a: {min: .inf, max: 10}\n', 'parameters.a.min', 4, 'Infinity is not allowed here: use a finite number'],
+    ['method: random\nrun_cap: 1\nparameters:\n  a: {value: {k: [1, .nan]}}\n', 'parameters.a.value.k[1]', 4, 'NaN is not allowed here: use a finite number'],
+    ['method: grid\nmetric: {name: l, goal: max}\nparameters: {a: {values: [1]}}\n', 'metric.goal', 2, 'expected one of minimize, maximize, got the string "max"'],
+    ['method: grid\nmetric: {goal: maximize}\nparameters: {a: {values: [1]}}\n', 'metric.name', 2, 'required: a string'],
+    ['method: grid\nmetric: {name: l}\nparameters: {a: {values: [1]}}\nearly_terminate: 3\n', 'early_terminate', 4, 'expected a mapping such as {type: hyperband, min_iter: 3}, got 3'],
+    ['method: grid\nmetric: {name: l}\nparameters: {a: {values: [1]}}\nearly_terminate: {min_iter: 3}\n', 'early_terminate', 4, 'required: type (one of hyperband, median)'],
+    ['method: grid\nmetric: {name: l}\nparameters: {a: {values: [1]}}\nearly_terminate: {type: medain}\n', 'early_terminate.type', 4, 'unknown type the string "medain"; did you mean `median`? Known: hyperband, median'],
+    ['method: grid\nmetric: {name: l}\nparameters: {a: {values: [1]}}\nearly_terminate: {type: hyperband, max_iter: 9}\n', 'early_terminate.max_iter', 4, 'hyperband with max_iter also needs s (the number of brackets)'],
+    ['method: grid\nmetric: {name: l}\nparameters: {a: {values: [1]}}\nearly_terminate: {type: median, min_trials: 0}\n', 'early_terminate.min_trials', 4, 'must be >= 1, got 0'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  val: {style: railway, count: 0}\n', 'train.val.count', 4, 'must be >= 1, got 0'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  val: 3\n', 'train.val', 4, 'expected a string or a mapping, got 3'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: rail, count: 1}\n', 'train.generate.style', 4, 'expected one of railway, hard, got the string "rail"'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: railway, count: 1, seeed: 2}\n', 'train.generate.seeed', 4, 'unknown key `seeed`; did you mean `seed`? Allowed here: style, count, seed (for generated CAPTCHAs)'],
+    ['method: grid\nparameters:\n  a: {min: 1, max: 2000}\n  b: {min: 1, max: 1000}\n', 'parameters', 2, 'the grid has 2,000,000 trials (more than 1,000,000); use fewer values or set run_cap'],
+  ])('%#: %s', (text, path, line, message) => {
+    const p = problemAt(text, path);
+    expect(p.line).toBe(line);
+    expect(p.message).toEqual(message);
+  });
+});

@@ -8,6 +8,7 @@ import { generateDataset } from '../../src/data/generate/index.ts';
 import { toTrainSet } from '../../src/data/trainset.ts';
 import { initBackend } from '../../src/train/backend.ts';
 import { fileUrl } from '../../src/train/io.ts';
+import { betterEpoch } from '../../src/train/best-epoch.ts';
 import { DEFAULT_PARAMS, type TrainParams } from '../../src/train/params.ts';
 import * as tf from '../../src/train/tf.ts';
 import { tfl } from '../../src/train/tf.ts';
@@ -65,6 +66,9 @@ describe('trainer', () => {
     expect(Math.max(...epochs.map((e) => e.char_acc))).toBeGreaterThan(0.3);
     expect(result.val_char_acc).toBeGreaterThan(0.3);
     expect(result.backend).toBe('wasm');
+    // The kept epoch is the best by betterEpoch (sequence accuracy, then character accuracy, then loss).
+    const kept = epochs.reduce((b, m, i) => (betterEpoch(m, epochs[b]) ? i : b), 0);
+    expect(result.best.pretrain?.epoch).toBe(kept);
     // Per-character probabilities for the ensemble: n x length x classes, rows sum to 1.
     const bytes = readFileSync(result.predictions.val);
     const probs = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
