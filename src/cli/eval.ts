@@ -34,7 +34,7 @@ const command: CommandModule<object, EvalArgs> = {
       .positional('reader', { type: 'string', demandOption: true, describe: 'exported reader directory, model directory, or trial (id, prefix, SWEEP#INDEX)' })
       .option('data', { type: 'string', demandOption: true, describe: 'labelled dataset directory (labels.csv or labels in file names)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
-      .option('batch', { type: 'number', default: 64, describe: 'images per batch through the members' })
+      .option('batch', { type: 'number', default: 32, describe: 'images per batch through the members' })
       .option('resize', { type: 'boolean', default: false, describe: "resize images of another size to the reader's input" })
       .option('backend', { type: 'string', choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend' }) as unknown as Argv<EvalArgs>,
   handler: async (a) => {

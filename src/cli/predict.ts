@@ -38,7 +38,7 @@ const command: CommandModule<object, PredictArgs> = {
       .positional('images', { type: 'string', array: true, default: [], describe: 'image files' })
       .option('data', { type: 'string', describe: 'also read every PNG/JPEG in this directory' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object: results (text, confidence, per-character probabilities) and problems' })
-      .option('batch', { type: 'number', default: 64, describe: 'images per batch through the members' })
+      .option('batch', { type: 'number', default: 32, describe: 'images per batch through the members' })
       .option('resize', { type: 'boolean', default: false, describe: "resize images of another size to the reader's input" })
       .option('backend', { type: 'string', choices: BACKEND_CHOICES, default: 'auto' as BackendChoice, describe: 'TensorFlow.js backend' }) as unknown as Argv<PredictArgs>,
   handler: async (a) => {
