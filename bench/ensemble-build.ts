@@ -84,7 +84,7 @@ try {
     }
     const id = expanded[t].id;
     await db.prisma.trial.update({ where: { id }, data: { status: 'finished', bestMetric: skill, finishedAt: new Date(), summary: { val_seq_acc: skill } } });
-    await db.prisma.$transaction((tx) => savePredictions(tx, id, [{ split: 'val', datasetId, files, labels, length: L, classes: C, probs }]));
+    await savePredictions(db.prisma, id, [{ split: 'val', datasetId, files, labels, length: L, classes: C, probs }]);
     if ((t + 1) % 100 === 0) log(`stored ${t + 1}/${trials} trials (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }
 

@@ -1,7 +1,7 @@
 /**
  * What voting buys: the ensembles of a CPU sweep against its best single trial.
  *
- *   npx tsx bench/ensemble.ts [--sweep bench/sweeps/ensemble.yaml] [--workers 2] [--hard 1000]
+ *   npx tsx bench/ensemble.ts [--sweep bench/sweeps/ensemble.yaml] [--workers 2] [--hard 1000] [--no-launch]
  *
  * Runs the sweep file (eight tiny railway models around the accuracy recipe; trials already
  * finished are not run again), stores predictions that are only on disk (`sweep ensemble
@@ -42,7 +42,10 @@ const { values: a } = parseArgs({
     sweep: { type: 'string', default: 'bench/sweeps/ensemble.yaml' },
     workers: { type: 'string', default: '2' },
     hard: { type: 'string', default: '1000' },
+    // --no-launch: measure the trials that finished so far without running the rest.
+    launch: { type: 'boolean', default: true },
   },
+  allowNegative: true,
 });
 const loadAtStart = load();
 process.env.SWEEP_HOME ??= path.resolve('bench/out/ensemble/home');
@@ -50,9 +53,11 @@ const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const spec = parseSweep(readFileSync(a.sweep!, 'utf8'), a.sweep!);
 
 // 1. The sweep: launched (again) until every trial has ended; finished ones are not rerun.
-log(`running ${a.sweep} with ${a.workers} workers (finished trials are kept)`);
-const launch = spawnSync(process.execPath, ['bin/sweep.mjs', 'launch', a.sweep!, '--workers', a.workers!], { stdio: 'inherit' });
-if (launch.status !== 0) log(`sweep launch exited ${launch.status}; going on with the trials that finished`);
+if (a.launch) {
+  log(`running ${a.sweep} with ${a.workers} workers (finished trials are kept)`);
+  const launch = spawnSync(process.execPath, ['bin/sweep.mjs', 'launch', a.sweep!, '--workers', a.workers!], { stdio: 'inherit' });
+  if (launch.status !== 0) log(`sweep launch exited ${launch.status}; going on with the trials that finished`);
+}
 
 const db = await openDatabase({ migrate: true });
 const prisma = db.prisma;

@@ -51,7 +51,7 @@ export async function backfillPredictions(prisma: PrismaClient, sweepName: strin
         problem = err.message;
         continue;
       }
-      await prisma.$transaction((tx) => savePredictions(tx, t.id, sets));
+      await savePredictions(prisma, t.id, sets);
       result.stored.push({ trialId: t.id, index: t.index, from: dir, splits: sets.map((s) => s.split) });
       done = true;
       break;

@@ -231,7 +231,7 @@ async function storeEnsemble(prisma: PrismaClient, sweepId: string, s: Omit<Ense
     });
     await tx.ensembleMember.createMany({ data: members.map((m) => ({ ensembleId: e.id, trialId: m.trialId, rank: m.rank, weight: m.weight })) });
     return e.id;
-  });
+  }, { timeout: 60_000, maxWait: 60_000 });
 }
 
 export { short };

@@ -5,8 +5,9 @@
  * Probabilities are stored as IEEE 754 half floats (binary16), little-endian, rounded to
  * nearest with ties to even: half the bytes of float32, and every value in [0, 1] keeps a
  * relative error under 2^-11 (subnormals below 2^-14 keep an absolute one under 2^-25), far
- * below the gaps that decide a vote. Argmax changes only when a row's top two classes round to
- * the same half; the tests and the ensemble bench count how often that happens.
+ * below the gaps that decide a vote. Rows keep their arg-max exactly (see encodeProbs); soft
+ * averages and a vote's tie-breaks can still move where two classes are within a half's
+ * precision, which the ensemble bench counts.
  */
 import { createHash } from 'node:crypto';
 import { endianness } from 'node:os';
@@ -68,17 +69,45 @@ const HALF_TO_FLOAT: Float32Array = (() => {
   return t;
 })();
 
-/** Probabilities as binary16, two bytes each, little-endian whatever the machine. */
-export function encodeProbs(data: Float32Array): Buffer {
+/**
+ * Probabilities as binary16, two bytes each, little-endian whatever the machine. With
+ * `classes`, each row of that many values keeps its arg-max: where rounding would tie the
+ * winner with another class (or lift another above it), the winner's half is raised by the
+ * fewest steps that make it win again as argmax() decides (ties go to the lower class). A
+ * member's predicted characters, and so its accuracy and its votes, are then exactly those of
+ * its float32 probabilities.
+ */
+export function encodeProbs(data: Float32Array, classes?: number): Buffer {
   const out = Buffer.allocUnsafe(data.length * 2);
   // A view of the same bytes: reads the float32 bits without a copy (Float32Arrays are 4-aligned).
   const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
-  for (let i = 0; i < bits.length; i++) {
-    const h = halfFromFloatBits(bits[i]);
-    out[2 * i] = h & 0xff;
-    out[2 * i + 1] = h >>> 8;
+  const halves = new Uint16Array(data.length);
+  for (let i = 0; i < bits.length; i++) halves[i] = halfFromFloatBits(bits[i]);
+  if (classes) keepArgmax(data, halves, classes);
+  for (let i = 0; i < halves.length; i++) {
+    out[2 * i] = halves[i] & 0xff;
+    out[2 * i + 1] = halves[i] >>> 8;
   }
   return out;
+}
+
+function keepArgmax(data: Float32Array, halves: Uint16Array, classes: number): void {
+  for (let base = 0; base + classes <= data.length; base += classes) {
+    let top = base;
+    for (let c = base + 1; c < base + classes; c++) if (data[c] > data[top]) top = c;
+    if (!(data[top] >= 0) || !Number.isFinite(data[top])) continue; // NaN or Inf rows are refused elsewhere
+    const wins = () => {
+      const v = HALF_TO_FLOAT[halves[top]];
+      for (let c = base; c < base + classes; c++) {
+        if (c === top) continue;
+        const w = HALF_TO_FLOAT[halves[c]];
+        if (c < top ? w >= v : w > v) return false;
+      }
+      return true;
+    };
+    // Positive halves grow with their bit pattern, so +1 is the next larger value.
+    while (!wins() && halves[top] < 0x7bff) halves[top]++;
+  }
 }
 
 /** The probabilities an `encodeProbs` buffer holds; refuses a buffer of the wrong size. */

@@ -77,23 +77,30 @@ export function predictionFilesIn(trialOut: string): Array<{ split: PredictionSp
   );
 }
 
-type Tx = Pick<PrismaClient, 'predictionDataset' | 'trialPredictions'>;
+/** Long enough for a few MB of predictions on a busy database; Prisma's default is 5 s. */
+const STORE_TIMEOUT_MS = 120_000;
 
-/** Stores (or replaces) a trial's prediction sets; each dataset is stored once. */
-export async function savePredictions(tx: Tx, trialId: string, sets: readonly PredictionSet[]): Promise<void> {
-  for (const s of sets) {
-    await tx.predictionDataset.upsert({
-      where: { id: s.datasetId },
-      create: { id: s.datasetId, size: s.files.length, files: s.files, labels: s.labels },
-      update: {},
-    });
-    const row = { datasetId: s.datasetId, length: s.length, classes: s.classes, encoding: 'f16', data: new Uint8Array(encodeProbs(s.probs)) as Uint8Array<ArrayBuffer> };
-    await tx.trialPredictions.upsert({
-      where: { trialId_split: { trialId, split: s.split } },
-      create: { trialId, split: s.split, ...row },
-      update: row,
-    });
-  }
+/** Stores (or replaces) a trial's prediction sets, in one transaction; each dataset is stored once. */
+export async function savePredictions(prisma: PrismaClient, trialId: string, sets: readonly PredictionSet[]): Promise<void> {
+  if (sets.length === 0) return;
+  await prisma.$transaction(
+    async (tx) => {
+      for (const s of sets) {
+        await tx.predictionDataset.upsert({
+          where: { id: s.datasetId },
+          create: { id: s.datasetId, size: s.files.length, files: s.files, labels: s.labels },
+          update: {},
+        });
+        const row = { datasetId: s.datasetId, length: s.length, classes: s.classes, encoding: 'f16', data: new Uint8Array(encodeProbs(s.probs, s.classes)) as Uint8Array<ArrayBuffer> };
+        await tx.trialPredictions.upsert({
+          where: { trialId_split: { trialId, split: s.split } },
+          create: { trialId, split: s.split, ...row },
+          update: row,
+        });
+      }
+    },
+    { timeout: STORE_TIMEOUT_MS, maxWait: STORE_TIMEOUT_MS },
+  );
 }
 
 /** Stored prediction sets of the given trials for one split, by trial id (absent: none stored). */

@@ -236,6 +236,9 @@ export interface FinishedTrial {
  */
 export async function finishTrial(prisma: PrismaClient, f: FinishedTrial): Promise<TrialStatus | null> {
   await recordMetrics(prisma, f.metrics, f.worker);
+  // Stored before, not inside, the short transaction below: megabytes of probabilities would
+  // hold it open. Predictions of a trial another worker now owns are the same (same seed).
+  await savePredictions(prisma, f.trialId, f.predictions ?? []);
   const artifacts = f.artifacts.map((a) => ({ trialId: f.trialId, kind: a.kind, path: a.path, phase: a.phase ?? null, epoch: a.epoch ?? null, bytes: sizeOf(a.path) }));
   return prisma.$transaction(async (tx) => {
     const data = { summary: json(f.result), bestMetric: f.bestMetric, backend: f.result.backend, finishedAt: new Date(), error: null };
@@ -248,7 +251,6 @@ export async function finishTrial(prisma: PrismaClient, f: FinishedTrial): Promi
     }
     await tx.artifact.deleteMany({ where: { trialId: f.trialId } });
     await tx.artifact.createMany({ data: artifacts });
-    await savePredictions(tx, f.trialId, f.predictions ?? []);
     return status;
   });
 }

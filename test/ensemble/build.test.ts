@@ -49,7 +49,7 @@ function predictions(split: 'val' | 'test', labs: string[], wrong: (item: number
 
 async function finish(s: StoredSweep, index: number, metric: number, finishedAt: Date, sets: PredictionSet[]): Promise<void> {
   await setTrial(db.prisma, s.ids[index], { status: 'finished', bestMetric: metric, finishedAt, summary: { val_seq_acc: metric, val_char_acc: metric } });
-  await db.prisma.$transaction((tx) => savePredictions(tx, s.ids[index], sets));
+  await savePredictions(db.prisma, s.ids[index], sets);
 }
 
 describe('rankCandidates', () => {

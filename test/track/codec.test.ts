@@ -191,3 +191,55 @@ describe('datasetHash', () => {
     expect(() => datasetHash(['a', 'b'], ['x'])).toThrow(/2 files but 1 labels/);
   });
 });
+
+describe('encodeProbs keeping each row\'s arg-max', () => {
+  it('raises the winner where rounding would tie it or lift another class above it', () => {
+    const classes = 4;
+    // Rows whose top two classes round to the same half, with the winner on either side.
+    const rows = [
+      [0.1, 0.40001, 0.4, 0.09999],
+      [0.4, 0.40001, 0.1, 0.09999],
+      [0.5, 0.49999, 0.0, 0.00001],
+      [0.3, 0.3, 0.2, 0.2], // an exact tie: the lower class wins, as argmax() decides
+    ];
+    const data = Float32Array.from(rows.flat());
+    const plain = decodeProbs(encodeProbs(data), data.length);
+    const kept = decodeProbs(encodeProbs(data, classes), data.length);
+    const argmaxOf = (d: Float32Array, r: number) => {
+      let best = r * classes;
+      for (let c = best + 1; c < (r + 1) * classes; c++) if (d[c] > d[best]) best = c;
+      return best - r * classes;
+    };
+    let plainChanged = 0;
+    for (let r = 0; r < rows.length; r++) {
+      expect(argmaxOf(kept, r)).toBe(argmaxOf(data, r));
+      if (argmaxOf(plain, r) !== argmaxOf(data, r)) plainChanged++;
+      // Nothing moves by more than a few steps of half precision.
+      for (let c = 0; c < classes; c++) expect(Math.abs(kept[r * classes + c] - data[r * classes + c])).toBeLessThan(2e-3);
+    }
+    expect(plainChanged).toBeGreaterThan(0);
+  });
+
+  it('keeps the arg-max of 20,000 random softmax rows', () => {
+    const classes = 36;
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const data = new Float32Array(20_000 * classes);
+    for (let r = 0; r < 20_000; r++) {
+      let sum = 0;
+      // Near-uniform rows: the hard case for half precision.
+      for (let c = 0; c < classes; c++) sum += data[r * classes + c] = Math.exp(rand() * 0.05);
+      for (let c = 0; c < classes; c++) data[r * classes + c] /= sum;
+    }
+    const kept = decodeProbs(encodeProbs(data, classes), data.length);
+    for (let r = 0; r < 20_000; r++) {
+      let a = r * classes;
+      let b = r * classes;
+      for (let c = r * classes + 1; c < (r + 1) * classes; c++) {
+        if (data[c] > data[a]) a = c;
+        if (kept[c] > kept[b]) b = c;
+      }
+      expect(b).toBe(a);
+    }
+  });
+});
