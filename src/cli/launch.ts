@@ -11,7 +11,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { launchSweep, superviseLocalWorkers, tail, type LaunchResult, type SweepSnapshot } from '../scheduler/launch.ts';
 import { redactUrl } from '../infra/env.ts';
 import { BACKEND_CHOICES } from '../train/backend.ts';
-import { bestTrial, formatParams } from '../track/metrics.ts';
+import { accuracyPairs, accuracyText, bestTrial, formatParams } from '../track/metrics.ts';
 import { endedCount, type SweepStatus } from '../track/store.ts';
 import { UserError } from '../util/errors.ts';
 import { bar, formatSeconds } from '../util/progress.ts';
@@ -55,6 +55,20 @@ function progressCell(s: SweepSnapshot, id: string): string {
   return `${p.phase} ${(p.epoch ?? 0) + (p.batches ? 1 : 0)}${epochs}${batch}`;
 }
 
+const NO_VALUES = { valCharAcc: null, valSeqAcc: null };
+
+/** What to try once a sweep has run: commands, each with what it shows. */
+export function nextSteps(s: SweepStatus): string[] {
+  const name = /^[\w.@:+-]+$/.test(s.name) ? s.name : `'${s.name.replace(/'/g, "'\\''")}'`;
+  const steps: Array<[string, string]> = [
+    ...(s.best ? [[`npx sweep show ${name}#${s.best.index}`, 'the best trial: every epoch, its result, its files'] as [string, string]] : []),
+    [`npx sweep status ${name}`, 'where the sweep stands (from any shell, at any time)'],
+    [`npx sweep ensemble build ${name}`, 'a voting ensemble of its best trials'],
+  ];
+  const width = Math.max(...steps.map(([c]) => c.length));
+  return ['next:', ...steps.map(([c, what]) => `  ${c.padEnd(width)}  # ${what}`)];
+}
+
 /** The live table on a terminal: counts, best, then running trials and the latest ended ones. */
 function table(s: SweepSnapshot, columns: number): string[] {
   const st = s.status;
@@ -76,9 +90,10 @@ function table(s: SweepSnapshot, columns: number): string[] {
     formatParams(t.params, st.swept),
     t.status === 'running' ? progressCell(s, t.id) : t.status === 'failed' || t.status === 'diverged' ? (t.error ?? '').split('\n')[0].slice(0, 40) : '',
     t.bestMetric === null ? '' : t.bestMetric.toFixed(4),
+    ...accuracyPairs(st.metric, t).map(([, v]) => (v === null ? '' : v.toFixed(4))),
   ]);
   if (rows.length > 0) {
-    const header = ['', 'trial', 'status', 'params', 'progress', st.metric.name];
+    const header = ['', 'trial', 'status', 'params', 'progress', st.metric.name, ...accuracyPairs(st.metric, NO_VALUES).map(([name]) => name)];
     const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
     for (const r of [header, ...rows]) lines.push(r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
   }
@@ -123,7 +138,8 @@ const command: CommandModule<object, LaunchArgs> = {
         const first = !seen.has(t.id);
         seen.set(t.id, key);
         if (first && t.status === 'queued') continue;
-        const metric = t.bestMetric === null ? '' : ` ${s.status.metric.name} ${t.bestMetric.toFixed(4)}`;
+        const acc = accuracyText(s.status.metric, t);
+        const metric = (t.bestMetric === null ? '' : ` ${s.status.metric.name} ${t.bestMetric.toFixed(4)}`) + (acc ? ` ${acc}` : '');
         const why = t.error && (t.status === 'failed' || t.status === 'diverged') ? `: ${t.error.split('\n')[0]}` : '';
         err(`${formatSeconds(s.elapsedMs / 1000).padStart(6)} #${t.index} ${t.id.slice(0, 10)} ${t.status}${metric}${why}  ${formatParams(t.params, s.status.swept)}  [${countsLine(s.status)}]`);
       }
@@ -154,6 +170,7 @@ const command: CommandModule<object, LaunchArgs> = {
     } else {
       const out = [`${s.name}: ${countsLine(s)} in ${formatSeconds(result.final.elapsedMs / 1000)}`, bestLine(s)];
       if (s.best) out.push(`  params: ${formatParams(s.best.params)} seed=${s.best.seed}`);
+      out.push(...nextSteps(s));
       if (result.interrupted) out.push('interrupted: run `sweep worker` (or launch again with --workers) to finish the sweep; trials resume from their checkpoints');
       process.stdout.write(`${out.join('\n')}\n`);
     }

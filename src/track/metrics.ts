@@ -88,8 +88,37 @@ export function formatParams(params: Record<string, unknown>, keys?: readonly st
     .join(' ');
 }
 
-/** `best: #index id metric value` of a sweep that has a best trial, as launch and status print it. */
+/**
+ * A trial's validation character and sequence accuracy: a finished trial's are its saved
+ * model's (its result's), any other's those of its latest epoch. Shown beside the sweep
+ * metric, because early in training the sequence accuracy reads 0 while characters are learnt.
+ */
+export interface ValAccuracy {
+  valCharAcc: number | null;
+  valSeqAcc: number | null;
+}
+
+const ACCURACY_KEYS = [
+  ['val_char_acc', 'valCharAcc'],
+  ['val_seq_acc', 'valSeqAcc'],
+] as const;
+
+/** The accuracies shown beside `metric` (itself left out), as [name, value] pairs. */
+export function accuracyPairs(metric: SweepMetric, a: ValAccuracy): Array<[string, number | null]> {
+  return ACCURACY_KEYS.filter(([name]) => name !== metric.name).map(([name, field]) => [name, a[field]]);
+}
+
+/** `val_char_acc 0.3512` (and `val_seq_acc ...` when the sweep ranks by something else); known values only. */
+export function accuracyText(metric: SweepMetric, a: ValAccuracy): string {
+  return accuracyPairs(metric, a)
+    .filter((p): p is [string, number] => p[1] !== null)
+    .map(([name, v]) => `${name} ${v.toFixed(4)}`)
+    .join(' ');
+}
+
+/** `best: #index id metric value val_char_acc value` of a sweep that has a best trial, as launch and status print it. */
 export function bestTrial(s: SweepStatus): string {
   const b = s.best!;
-  return `best: #${b.index} ${b.trialId} ${s.metric.name} ${b.value.toFixed(4)}${b.status === 'running' ? ' (running)' : ''}`;
+  const acc = accuracyText(s.metric, b);
+  return `best: #${b.index} ${b.trialId} ${s.metric.name} ${b.value.toFixed(4)}${acc ? ` ${acc}` : ''}${b.status === 'running' ? ' (running)' : ''}`;
 }

@@ -23,7 +23,7 @@ import type { Trial as ExpandedTrial } from '../scheduler/expand.ts';
 import type { SweepSpec } from '../sweep/schema.ts';
 import type { TrialResult } from '../train/trainer.ts';
 import { upsertMetrics } from './ingest.ts';
-import { DEFAULT_METRIC, sweptKeys, type MetricRow, type SweepMetric } from './metrics.ts';
+import { DEFAULT_METRIC, sweptKeys, type MetricRow, type SweepMetric, type ValAccuracy } from './metrics.ts';
 import { savePredictions, type PredictionSet } from './predictions.ts';
 
 export const TRIAL_STATUSES = ['queued', 'running', 'finished', 'failed', 'diverged', 'stopped', 'cancelled'] as const satisfies readonly TrialStatus[];
@@ -351,7 +351,7 @@ export async function cancelSweep(prisma: PrismaClient, sweep: { id: string; nam
 
 export type StatusCounts = Record<(typeof TRIAL_STATUSES)[number], number>;
 
-export interface BestTrial {
+export interface BestTrial extends ValAccuracy {
   trialId: string;
   index: number;
   value: number;
@@ -406,6 +406,24 @@ export async function trialCounts(prisma: PrismaClient, sweepId: string): Promis
   return counts;
 }
 
+/** The latest epoch's value of `key` for the trial aliased `t` (ties: the GRU phase, the later epoch). */
+function latestPoint(key: string): Prisma.Sql {
+  return Prisma.sql`(SELECT m."value" FROM "MetricPoint" m WHERE m."trialId" = t."id" AND m."key" = ${key}
+    ORDER BY m."createdAt" DESC, (m."phase" = 'gru') DESC, m."epoch" DESC LIMIT 1)`;
+}
+
+/** ValAccuracy (a finished trial's from its result, any other's from its latest epoch) of the trials matching `where` (over `"Trial" t`), queued ones left out. */
+async function valAccuracies(prisma: PrismaClient, where: Prisma.Sql): Promise<Map<string, ValAccuracy>> {
+  const rows = await prisma.$queryRaw<{ id: string; char: number | null; seq: number | null }[]>`
+    SELECT t."id",
+      COALESCE((t."summary"->>'val_char_acc')::float8, ${latestPoint('val_char_acc')}) AS char,
+      COALESCE((t."summary"->>'val_seq_acc')::float8, ${latestPoint('val_seq_acc')}) AS seq
+    FROM "Trial" t WHERE ${where} AND t."status" <> 'queued'`;
+  return new Map(rows.map((r) => [r.id, { valCharAcc: r.char, valSeqAcc: r.seq }]));
+}
+
+const NO_ACCURACY: ValAccuracy = { valCharAcc: null, valSeqAcc: null };
+
 async function bestTrial(prisma: PrismaClient, sweepId: string, metric: SweepMetric): Promise<BestTrial | null> {
   const order = metric.goal === 'maximize' ? 'desc' : 'asc';
   for (const status of ['finished', 'running'] as const) {
@@ -415,7 +433,8 @@ async function bestTrial(prisma: PrismaClient, sweepId: string, metric: SweepMet
       select: { id: true, index: true, bestMetric: true, params: true, seed: true, status: true },
     });
     if (t && t.bestMetric !== null) {
-      return { trialId: t.id, index: t.index, value: t.bestMetric, params: t.params as Record<string, unknown>, seed: t.seed, status: t.status };
+      const acc = (await valAccuracies(prisma, Prisma.sql`t."id" = ${t.id}`)).get(t.id) ?? NO_ACCURACY;
+      return { trialId: t.id, index: t.index, value: t.bestMetric, params: t.params as Record<string, unknown>, seed: t.seed, status: t.status, ...acc };
     }
   }
   return null;
@@ -479,7 +498,7 @@ export async function listSweeps(prisma: PrismaClient): Promise<Array<{ id: stri
 }
 
 /** Per-trial rows for a progress display. */
-export interface TrialRow {
+export interface TrialRow extends ValAccuracy {
   id: string;
   index: number;
   status: TrialStatus;
@@ -498,6 +517,7 @@ export async function trialRows(prisma: PrismaClient, sweepId: string): Promise<
     orderBy: { index: 'asc' },
     select: { id: true, index: true, status: true, params: true, bestMetric: true, worker: true, error: true, attempts: true, startedAt: true, finishedAt: true },
   });
-  return rows.map((r) => ({ ...r, params: r.params as Record<string, unknown> }));
+  const acc = await valAccuracies(prisma, Prisma.sql`t."sweepId" = ${sweepId}`);
+  return rows.map((r) => ({ ...r, params: r.params as Record<string, unknown>, ...(acc.get(r.id) ?? NO_ACCURACY) }));
 }
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusText } from '../../src/cli/status.ts';
 import { openDatabase, type Database } from '../../src/infra/db.ts';
+import { sweepStatus, trialRows } from '../../src/track/store.ts';
 import { failedTrials, runningTrials, sweepStatusView } from '../../src/track/trial-view.ts';
 import { runCli } from '../e2e/helpers.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
@@ -68,7 +69,7 @@ beforeAll(async () => {
   await setTrial(p, ids[24], { status: 'stopped', error: 'hyperband: below the top 1/3 at epoch 3', startedAt: secondsAgo(5000), finishedAt: secondsAgo(4000), bestMetric: 0.01 });
   await setTrial(p, ids[25], {
     status: 'finished', worker: 'box-a:1', startedAt: secondsAgo(5000), finishedAt: secondsAgo(4000), bestMetric: 0.5,
-    summary: { images_per_s: 20, val_seq_acc: 0.5 },
+    summary: { images_per_s: 20, val_seq_acc: 0.5, val_char_acc: 0.8 },
   });
   // A sweep with nothing running or failed.
   await setTrial(p, quiet.ids[0], { status: 'finished', startedAt: secondsAgo(100), finishedAt: secondsAgo(50), bestMetric: 0.2 });
@@ -112,6 +113,27 @@ describe('failedTrials', () => {
     expect(long).toHaveLength(120);
     expect(long).toMatch(/^RangeError: x+…$/);
     expect((await failedTrials(db.prisma, busy.id, { limit: 2 })).map((r) => r.index)).toEqual([23, 22]);
+  });
+});
+
+describe('validation accuracies beside the sweep metric', () => {
+  it('gives a finished trial its result\'s, a running one its latest epoch\'s, a queued one none', async () => {
+    const rows = new Map((await trialRows(db.prisma, busy.id)).map((r) => [r.index, r]));
+    expect(rows.get(25)).toMatchObject({ valCharAcc: 0.8, valSeqAcc: 0.5 });
+    // #0's latest epoch is GRU epoch 1 (val_seq_acc 0.3); #1's epochs share one timestamp.
+    expect(rows.get(0)).toMatchObject({ valCharAcc: 0.05 + 0.3 / 2, valSeqAcc: 0.3 });
+    expect(rows.get(1)).toMatchObject({ valCharAcc: 0.05 + 0.35 / 2, valSeqAcc: 0.35 });
+    expect(rows.get(2)).toMatchObject({ valCharAcc: null, valSeqAcc: null });
+    const q = await trialRows(db.prisma, quiet.id);
+    expect(q.map((r) => [r.status, r.valCharAcc])).toEqual([['finished', null], ['queued', null]]);
+  });
+
+  it('shows the best trial\'s character accuracy next to the metric', async () => {
+    const s = await sweepStatus(db.prisma, busy.id, NOW);
+    expect(s.best).toMatchObject({ trialId: busy.ids[25], value: 0.5, valCharAcc: 0.8, valSeqAcc: 0.5 });
+    expect(statusText(await sweepStatusView(db.prisma, busy.id, { now: NOW }))).toContain(`  best: #25 ${busy.ids[25]} val_seq_acc 0.5000 val_char_acc 0.8000\n`);
+    // Nothing known, nothing shown.
+    expect(statusText(await sweepStatusView(db.prisma, quiet.id, { now: NOW }))).toContain(`  best: #0 ${quiet.ids[0]} val_seq_acc 0.2000\n`);
   });
 });
 
@@ -163,7 +185,7 @@ describe('sweep status (CLI)', () => {
     expect(sweeps).toHaveLength(1);
     const s = sweeps[0];
     for (const key of ['id', 'name', 'method', 'status', 'metric', 'swept', 'total', 'counts', 'best', 'throughput', 'etaSeconds']) expect(s, key).toHaveProperty(key);
-    expect(s.best).toMatchObject({ trialId: busy.ids[25], value: 0.5 });
+    expect(s.best).toMatchObject({ trialId: busy.ids[25], value: 0.5, valCharAcc: 0.8, valSeqAcc: 0.5 });
     expect(s.runningTrials).toHaveLength(12);
     expect(s.runningTrials[0]).toMatchObject({ index: 0, phase: 'gru', epoch: 1, epochs: 4, metric: 0.3, worker: 'box-a:1' });
     expect(typeof s.runningTrials[0].heartbeatAgeSeconds).toBe('number');

@@ -29,7 +29,7 @@ describe('sweep launch --workers 2', () => {
     const out = JSON.parse(run.stdout);
     expect(out).toMatchObject({ trials: 2, new: 2, enqueued: 2 });
     expect(out.outcome.status.counts).toMatchObject({ finished: 2, queued: 0, running: 0, failed: 0 });
-    expect(out.outcome.status.best).toMatchObject({ status: 'finished' });
+    expect(out.outcome.status.best).toMatchObject({ status: 'finished', valCharAcc: expect.any(Number), valSeqAcc: expect.any(Number) });
     // A worker still starting when the sweep is done is ended by the launcher's SIGTERM before
     // its handler is installed: killed by that signal, marked as stopped by the launcher.
     for (const w of out.outcome.workers as Array<{ exit: { code: number | null; signal: string | null }; stoppedWhenDone: boolean }>) {
@@ -37,7 +37,7 @@ describe('sweep launch --workers 2', () => {
     }
     expect(run.stderr).not.toMatch(/exited with/);
     // Piped: plain lines, one per trial state change.
-    expect(run.stderr).toMatch(/#0 \w+ finished val_seq_acc/);
+    expect(run.stderr).toMatch(/#0 \w+ finished val_seq_acc \d\.\d{4} val_char_acc \d\.\d{4} /);
     expect(run.stderr).not.toMatch(/\x1b\[/);
 
     const db = await t.db();

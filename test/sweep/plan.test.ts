@@ -80,14 +80,12 @@ describe('sweep plan (the command module alone)', () => {
     const trials = expandSweep(await loadSweepFile('sweeps/quickstart.yaml'));
     const lines = stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('sweep quickstart: grid, seed 0 (sweeps/quickstart.yaml)');
-    expect(lines[1]).toBe('fixed: alpha=0.0001 lr=0.001 batch_size=32 pretrain_epochs=3 gru_epochs=2 patience=2 width=0.125 freeze_epochs=0');
-    expect(lines[2].split(/\s+/)).toEqual(['index', 'id', 'dropout', 'kernel_size']);
-    expect(lines.slice(3, 7).map((l) => l.split(/\s+/))).toEqual([
-      ['0', trials[0].id, '0.1', '1'],
-      ['1', trials[1].id, '0.1', '3'],
-      ['2', trials[2].id, '0.25', '1'],
-      ['3', trials[3].id, '0.25', '3'],
+    expect(lines[1]).toBe('fixed: kernel_size=3 kernel_width=5 alpha=0 dropout=0 precise_bn=1000 batch_size=8 pretrain_epochs=1 gru_epochs=1 patience=1 width=0.125 freeze_epochs=0');
+    expect(lines[2].split(/\s+/)).toEqual(['index', 'id', 'lr']);
+    expect(lines.slice(3, 5).map((l) => l.split(/\s+/))).toEqual([
+      ['0', trials[0].id, '0.003'],
+      ['1', trials[1].id, '0.006'],
     ]);
-    expect(lines[7]).toBe('4 trials');
+    expect(lines[5]).toBe('2 trials');
   });
 });
