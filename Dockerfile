@@ -17,6 +17,8 @@ COPY native/kernels.cc native/build.mjs ./native/
 RUN npm ci --no-audit --no-fund \
  && npm install --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0
 COPY . .
+# The sources arrive after npm ci, whose postinstall therefore compiled nothing: compile them now.
+RUN node bin/dist.mjs --strict
 
 ENV NODE_ENV=production
 CMD ["node", "bin/sweep.mjs", "worker", "--backend", "tensorflow-gpu"]

@@ -1,6 +1,6 @@
 /**
  * The embedded database's server process (see embedded.ts for the contract). Started
- * detached by a client as `node --import tsx embedded-server.ts <SWEEP_HOME>`; logs to
+ * detached by a client as `node [--import tsx] embedded-server.{js,ts} <SWEEP_HOME>`; logs to
  * $SWEEP_HOME/db.log.
  */
 import { embeddedPaths, IDLE_EXIT_MS, serveEmbedded, type LockInfo } from './embedded.ts';

@@ -36,21 +36,20 @@ import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { homePaths, type Env } from './env.ts';
 import { isAlive, readLock, releaseLock, replaceFile } from './lockfile.ts';
 import { migrate } from './migrate.ts';
 import { PGliteWireServer } from './pglite-server.ts';
+import { nodeScript } from '../util/node-script.ts';
 
 const SOCKET_PORT = 5432;
 /** Longest unix socket path Linux accepts (sun_path is 108 bytes, NUL included). */
 const MAX_SOCKET_PATH = 107;
 /** The server exits after this long without any connection. */
 export const IDLE_EXIT_MS = 15 * 60_000;
-const SERVER_SCRIPT = fileURLToPath(new URL('./embedded-server.ts', import.meta.url));
+const SERVER = nodeScript(import.meta.url, './embedded-server');
 
 export interface LockInfo {
   pid: number;
@@ -155,7 +154,7 @@ function spawnServer(paths: EmbeddedPaths): Promise<number | null> {
   try {
     const child = spawn(
       process.execPath,
-      ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, SERVER_SCRIPT, paths.home],
+      [...SERVER.execArgv, SERVER.file, paths.home],
       { detached: true, stdio: ['ignore', logFd, logFd], cwd: paths.home, env: process.env },
     );
     child.unref();

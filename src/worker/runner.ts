@@ -1,7 +1,7 @@
 /**
  * The trial process: a child of the worker that trains one trial at a time, for as long as
  * the worker keeps it. It has no connections of its own; everything goes to the worker as
- * messages (protocol.ts). Started by trial-process.ts with tsx's loader.
+ * messages (protocol.ts). Started by trial-process.ts (compiled, or TypeScript with tsx's loader).
  *
  * Signals: SIGINT and SIGTERM are ignored, because a terminal's Ctrl-C reaches the whole
  * process group and only the worker decides what happens to a trial (it sends `abort`). If

@@ -4,13 +4,11 @@
  * loaded once) and replaced when it dies.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { EpochMetrics, Phase, BatchProgress, TrialResult } from '../train/trainer.ts';
+import { nodeScript } from '../util/node-script.ts';
 import type { FailureKind, FromTrial, RunTrial, ToTrial } from './protocol.ts';
 
-const RUNNER = fileURLToPath(new URL('./runner.ts', import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const RUNNER = nodeScript(import.meta.url, './runner');
 
 /** A trial that did not finish, and why. */
 export class TrialFailure extends Error {
@@ -57,8 +55,8 @@ export class TrialProcess {
   /** Starts the process (once) and resolves when it can take a trial. */
   start(): Promise<void> {
     if (this.ready) return this.ready;
-    const child = fork(RUNNER, [], {
-      execArgv: ['--import', TSX_LOADER],
+    const child = fork(RUNNER.file, [], {
+      execArgv: RUNNER.execArgv,
       env: this.env,
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
