@@ -8,6 +8,7 @@ import { BUILD_DEFAULTS, buildEnsemble, METHODS, type Accuracy, type EnsembleMet
 import { ensemblePlan, writeReader } from '../ensemble/export.ts';
 import { findSweep } from '../track/store.ts';
 import { UserError } from '../util/errors.ts';
+import { readerOutOptions, type ReaderOutArgs } from './export.ts';
 
 interface BuildArgs {
   sweep: string;
@@ -83,22 +84,15 @@ const build: CommandModule<object, BuildArgs> = {
   },
 };
 
-interface ExportArgs {
+interface ExportArgs extends ReaderOutArgs {
   ensemble: string;
-  out: string;
-  force: boolean;
-  json: boolean;
 }
 
 const exportCmd: CommandModule<object, ExportArgs> = {
   command: 'export <ensemble>',
   describe: 'Write an ensemble as a self-contained reader directory',
   builder: (y: Argv) =>
-    y
-      .positional('ensemble', { type: 'string', demandOption: true, describe: 'SWEEP/NAME, a name (unique across sweeps) or an id' })
-      .option('out', { type: 'string', demandOption: true, describe: 'directory to write (must be empty or absent)' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty --out' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the manifest as JSON' }) as unknown as Argv<ExportArgs>,
+    readerOutOptions(y.positional('ensemble', { type: 'string', demandOption: true, describe: 'SWEEP/NAME, a name (unique across sweeps) or an id' })) as unknown as Argv<ExportArgs>,
   handler: async (a) => {
     const db = await openDatabase();
     try {

@@ -4,22 +4,29 @@ import { openDatabase } from '../infra/db.ts';
 import { trialPlan, writeReader } from '../ensemble/export.ts';
 import { resolveTrialRef } from '../track/trial-view.ts';
 
-interface ExportArgs {
+interface ExportArgs extends ReaderOutArgs {
   trial: string;
+}
+
+/** What both export commands take: where to write the reader, and how to report it. */
+export interface ReaderOutArgs {
   out: string;
   force: boolean;
   json: boolean;
+}
+
+export function readerOutOptions<T>(y: Argv<T>): Argv<T & ReaderOutArgs> {
+  return y
+    .option('out', { type: 'string', demandOption: true, describe: 'directory to write (must be empty or absent)' })
+    .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty --out' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the manifest as JSON' }) as unknown as Argv<T & ReaderOutArgs>;
 }
 
 const command: CommandModule<object, ExportArgs> = {
   command: 'export <trial>',
   describe: 'Write one finished trial as a self-contained reader directory',
   builder: (y: Argv) =>
-    y
-      .positional('trial', { type: 'string', demandOption: true, describe: 'trial id, id prefix (6+) or SWEEP#INDEX' })
-      .option('out', { type: 'string', demandOption: true, describe: 'directory to write (must be empty or absent)' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty --out' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the manifest as JSON' }) as unknown as Argv<ExportArgs>,
+    readerOutOptions(y.positional('trial', { type: 'string', demandOption: true, describe: 'trial id, id prefix (6+) or SWEEP#INDEX' })) as unknown as Argv<ExportArgs>,
   handler: async (a) => {
     const db = await openDatabase();
     try {
