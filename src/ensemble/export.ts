@@ -16,17 +16,11 @@ import type { Env } from '../infra/env.ts';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
 import { UserError } from '../util/errors.ts';
 import { trialDir } from '../worker/data.ts';
-import { MANIFEST_FILE, READER_FORMAT, READER_VERSION, sha256File, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
-import { findInputShape } from './reader.ts';
+import { findInputShape, MANIFEST_FILE, READER_FORMAT, READER_VERSION, sha256File, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
 import type { EnsembleSummary, MemberScore } from './build.ts';
 
-export interface ExportMember {
-  trialId: string;
-  sweep: string | null;
-  rank: number;
-  weight: number;
-  params: Record<string, unknown>;
-  metrics: Record<string, unknown>;
+/** A manifest member before it has a directory in the reader, with where its model may be. */
+export interface ExportMember extends Omit<ManifestMember, 'dir'> {
   /** Model paths recorded for the trial (its `model` artifact), looked at first. */
   recorded: string[];
 }
@@ -66,10 +60,10 @@ export function writeReader(plan: ExportPlan, out: string, opts: { force?: boole
   const tmp = `${path.resolve(out)}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   try {
-    const members: ManifestMember[] = plan.members.map((m, i) => {
+    const members: ManifestMember[] = plan.members.map(({ recorded: _, ...m }, i) => {
       const dir = `members/${m.trialId}`;
       cpSync(sources[i], path.join(tmp, dir), { recursive: true });
-      return { trialId: m.trialId, sweep: m.sweep, rank: m.rank, weight: m.weight, params: m.params, metrics: m.metrics, dir };
+      return { ...m, dir };
     });
     writeFileSync(path.join(tmp, 'README.md'), readme(plan));
     const files: Record<string, string> = {};

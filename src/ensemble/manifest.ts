@@ -85,3 +85,10 @@ export function verifyFiles(dir: string, m: Manifest): void {
     if (!Object.keys(m.files).some((f) => f.startsWith(`${mem.dir}/`))) fail(dir, `member ${mem.trialId} lists no files under ${mem.dir}`);
   }
 }
+
+/** The batch input shape [null, H, W, C] of a saved layers model, when it names one. */
+export function findInputShape(modelJson: unknown): number[] | null {
+  const layers = (modelJson as { modelTopology?: { config?: { layers?: Array<{ config?: { batch_input_shape?: number[] } }> } } })?.modelTopology?.config?.layers;
+  const s = layers?.find((l) => Array.isArray(l.config?.batch_input_shape))?.config?.batch_input_shape;
+  return s ?? null;
+}

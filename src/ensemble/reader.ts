@@ -18,7 +18,7 @@ import { UserError } from '../util/errors.ts';
 import { soft, vote } from './combine.ts';
 import { argmax } from './probs.ts';
 import { decodeImageFiles } from './images.ts';
-import { MANIFEST_FILE, readManifest, ReaderError, verifyFiles, type CombineMethod, type Manifest } from './manifest.ts';
+import { findInputShape, MANIFEST_FILE, readManifest, ReaderError, verifyFiles, type CombineMethod, type Manifest } from './manifest.ts';
 import { loadMember, type Member } from './member.ts';
 
 export interface ReadResult {
@@ -80,13 +80,6 @@ function singleModelManifest(dir: string): Manifest {
     members: [{ trialId: path.basename(path.resolve(dir, '..')), sweep: null, rank: 1, weight: 1, params: {}, metrics: {}, dir: '.' }],
     files: {},
   };
-}
-
-/** The batch input shape [null, H, W, C] of a saved layers model, when it names one. */
-export function findInputShape(modelJson: unknown): number[] | null {
-  const layers = (modelJson as { modelTopology?: { config?: { layers?: Array<{ config?: { batch_input_shape?: number[] } }> } } })?.modelTopology?.config?.layers;
-  const s = layers?.find((l) => Array.isArray(l.config?.batch_input_shape))?.config?.batch_input_shape;
-  return s ?? null;
 }
 
 /** Loads a reader from an exported directory or a trained model's directory. */
