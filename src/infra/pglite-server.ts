@@ -141,7 +141,9 @@ class Connection {
     this.tail = [...this.tail, ...data.subarray(Math.max(0, data.length - READY_IDLE.length))].slice(
       -READY_IDLE.length,
     );
-    if (!this.closed && this.socket.writable) this.socket.write(data);
+    // A copy: PGlite may hand out a view of its own memory, which it reuses for the next reply
+    // while a large write still waits in the socket's queue (the client then reads garbage).
+    if (!this.closed && this.socket.writable) this.socket.write(Buffer.from(data));
   }
 
   private async onClose(): Promise<void> {

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -175,4 +178,30 @@ describe('PGliteWireServer', () => {
       await b.end();
     }
   });
+
+  it('delivers replies larger than the socket buffers intact, inside a transaction and after it', async () => {
+    // A reply of a few hundred KB waits in the socket's queue while PGlite writes the next one;
+    // each chunk must reach the client as it was.
+    // Over a unix socket, as the embedded database serves (its buffers are smaller than TCP's).
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pglite-sock-'));
+    const unixServer = new PGliteWireServer(db);
+    await unixServer.listen(path.join(dir, '.s.PGSQL.5432'));
+    const a = new pg.Client({ host: dir, port: 5432, user: 'postgres', database: 'postgres' });
+    await a.connect();
+    try {
+      const big = Buffer.alloc(300_000);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251;
+      await a.query('BEGIN');
+      const { rows } = await a.query('SELECT $1::bytea AS d', [big]);
+      expect(Buffer.compare(rows[0].d, big)).toBe(0);
+      await a.query('COMMIT');
+      const again = await a.query('SELECT $1::bytea AS d, 42 AS n', [big]);
+      expect(again.rows[0].n).toBe(42);
+      expect(Buffer.compare(again.rows[0].d, big)).toBe(0);
+    } finally {
+      await a.end();
+      await unixServer.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 15_000);
 });
