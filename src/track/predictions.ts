@@ -96,6 +96,7 @@ export async function savePredictions(prisma: PrismaClient, trialId: string, set
           where: { trialId_split: { trialId, split: s.split } },
           create: { trialId, split: s.split, ...row },
           update: row,
+          select: { trialId: true }, // not the megabytes just written
         });
       }
     },
