@@ -19,6 +19,7 @@
 import { z } from 'zod';
 import {
   BOOKKEEPING_PREFIX,
+  REPORT_KERNEL_LIMITS,
   SWEEP_PARAM_DOMAINS,
   TRAINER_PARAMS,
   domainViolation,
@@ -29,6 +30,7 @@ import {
   type TrainerParam,
   type TrainerParamName,
 } from '../train/params.ts';
+import { DEFAULT_IMAGE_SIZE, type Padding } from '../train/geometry.ts';
 import { didYouMean } from '../util/nearest.ts';
 import { support } from './distributions.ts';
 import { describeValue, unknownKeyMessage, type KeyPath } from './errors.ts';
@@ -75,6 +77,14 @@ function domainSchema(name: string, d: Domain) {
   return z.number().superRefine((v, ctx) => {
     const why = domainViolation(d, v);
     if (why) ctx.addIssue({ code: 'custom', message: `${v} is not a valid ${name}: ${why}` });
+  });
+}
+
+/** A word parameter (`padding`): one of its choices. */
+function choiceSchema(name: string, d: Domain & { choices: readonly string[] }) {
+  return z.string({ error: () => `must be ${d.expected}` }).superRefine((v, ctx) => {
+    const why = domainViolation(d, v);
+    if (why) ctx.addIssue({ code: 'custom', message: `${describeValue(v)} is not a valid ${name}: ${why}` });
   });
 }
 
@@ -362,8 +372,11 @@ const hyperparameterDefaults = Object.fromEntries(
     // the top-level `seed` is the default seed; val_fraction depends on `val` (below);
     // micro_batch is a memory setting, not part of a trial's identity
     .filter(([name]) => !NOT_IN_TRAIN_BLOCK.has(name))
-    .map(([name, d]) => [name, domainSchema(name, SWEEP_PARAM_DOMAINS[name as TrainerParamName]).default(d.default)]),
-) as { [K in Exclude<TrainerParamName, 'seed' | 'val_fraction' | 'micro_batch'>]: z.ZodDefault<z.ZodNumber> };
+    .map(([name, d]) => {
+      const domain = SWEEP_PARAM_DOMAINS[name as TrainerParamName];
+      return [name, domain.choices ? choiceSchema(name, { ...domain, choices: domain.choices }).default(String(d.default)) : domainSchema(name, domain).default(Number(d.default))];
+    }),
+) as unknown as { [K in Exclude<TrainerParamName, 'seed' | 'val_fraction' | 'micro_batch' | 'padding'>]: z.ZodDefault<z.ZodNumber> } & { padding: z.ZodDefault<z.ZodType<Padding>> };
 
 /** Hyperparameter names whose defaults come from `train:` and go into every trial's params. */
 export const TRAIN_HYPERPARAMETERS = Object.keys(hyperparameterDefaults) as Array<Exclude<TrainerParamName, 'seed' | 'val_fraction' | 'micro_batch'>>;
@@ -401,8 +414,8 @@ export type TrainDefaults = z.output<typeof TrainSchema>;
  * trainer takes them: kernel_size ... freeze_epochs, plus val_fraction when no val set is given.
  * Data sources and the backend are not hyperparameters and are left out.
  */
-export function trainHyperparameters(train: TrainDefaults): Record<string, number> {
-  const out: Record<string, number> = {};
+export function trainHyperparameters(train: TrainDefaults): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
   for (const name of TRAIN_HYPERPARAMETERS) {
     const d: TrainerParam = TRAINER_PARAMS[name];
     if (d.omitAtDefault && train[name] === d.default) continue;
@@ -436,6 +449,7 @@ function acrossKeys(v: unknown, ctx: z.core.$RefinementCtx<unknown>): void {
   if (v.early_terminate !== undefined && v.metric === undefined) {
     ctx.addIssue({ code: 'custom', path: ['early_terminate'], message: 'early termination compares trials by a metric; add metric: {name, goal}' });
   }
+  if (clean) kernelsFitPadding(v, v.method as Method, ctx);
   if (v.method === 'grid' && clean && v.run_cap === undefined) {
     const size = gridSize(v.parameters as Record<string, ParamSpec>);
     if (size > MAX_GRID_TRIALS) {
@@ -444,6 +458,39 @@ function acrossKeys(v: unknown, ctx: z.core.$RefinementCtx<unknown>): void {
         path: ['parameters'],
         message: `the grid has ${size.toLocaleString('en-US')} trials (more than ${MAX_GRID_TRIALS.toLocaleString('en-US')}); use fewer values or set run_cap`,
       });
+    }
+  }
+}
+
+/**
+ * Under the report's padding (each block's first conv `valid`) a kernel larger than 4 leaves no
+ * feature map of a 60x200 image. Where a trial may use that padding, its kernels must fit it;
+ * the message names `padding: same`, which fits any kernel up to the image's size.
+ */
+function kernelsFitPadding(v: Obj, method: Method | undefined, ctx: z.core.$RefinementCtx<unknown>): void {
+  const params = isObj(v.parameters) ? (v.parameters as Record<string, ParamSpec>) : {};
+  const train = isObj(v.train) ? v.train : {};
+  const padding = params.padding;
+  const paddings: unknown[] =
+    padding?.distribution === 'constant' ? [padding.value] : padding?.distribution === 'categorical' ? padding.values : [train.padding ?? 'report'];
+  if (!paddings.includes('report')) return;
+  const where = padding ? 'when padding is report' : 'under padding: report (the default)';
+  for (const name of ['kernel_size', 'kernel_width'] as const) {
+    const max = REPORT_KERNEL_LIMITS[name];
+    const min = name === 'kernel_size' ? 1 : 0;
+    const d: Domain = {
+      ...SWEEP_PARAM_DOMAINS[name],
+      max,
+      expected:
+        `an integer from ${min} to ${max} ${where}: each block's first conv is \`valid\`, so on ${DEFAULT_IMAGE_SIZE.height}x${DEFAULT_IMAGE_SIZE.width} images a larger kernel ` +
+        `leaves no feature map; set \`padding: same\` in train: to run larger kernels`,
+    };
+    const spec = params[name];
+    if (spec) {
+      for (const { path, message } of domainProblems(name, d, spec, method)) ctx.addIssue({ code: 'custom', path: ['parameters', name, ...path], message });
+    } else if (typeof train[name] === 'number') {
+      const why = domainViolation(d, train[name]);
+      if (why) ctx.addIssue({ code: 'custom', path: ['train', name], message: `${train[name]} is not a valid ${name}: ${why}` });
     }
   }
 }

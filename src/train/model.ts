@@ -10,6 +10,7 @@
  *   RepeatVector(6) + GRU(128, return_sequences) + Dropout
  *   Lambda(x[:, i, :]) + Dense(36, softmax) x6  TimeStep(i) + Dense(36, softmax)
  *
+ * `padding: same` makes each block's first conv 'same' too, so kernels larger than 4 fit.
  * `width` multiplies the filter counts (1.0 is the report's model). The pretrain model is
  * the same CNN with six Dense heads on the pooled features. Layer names are shared between
  * the two models so phase 2 copies phase 1's conv and BN weights by name.
@@ -18,7 +19,7 @@ import * as tf from './tf.ts';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
-import { BASE_FILTERS, featureMapSize, kernelDims, maxKernelExtent, maxKernelSize } from './geometry.ts';
+import { BASE_FILTERS, featureMapSize, kernelDims, maxKernelExtent, maxKernelSize, type Padding } from './geometry.ts';
 
 export const GRU_UNITS = 128;
 
@@ -27,6 +28,8 @@ export interface ModelSpec {
   kernel_size: number;
   /** The conv kernels' width (0 or absent: `kernel_size`, a square kernel as in the report). */
   kernel_width?: number;
+  /** Each block's first conv: `valid` (`report`, or absent) or `same`. */
+  padding?: Padding;
   alpha: number;
   dropout: number;
   width: number;
@@ -225,7 +228,8 @@ function cnnTrunk(spec: ModelSpec): { input: tfl.SymbolicTensor; pooled: tfl.Sym
       `${what} leaves no feature map for ${spec.height}x${spec.imageWidth} images (each block's first conv is 'valid'); ` +
         (spec.kernel_width
           ? `kernel_size (the height) fits up to ${maxKernelExtent(spec.height)}, kernel_width up to ${maxKernelExtent(spec.imageWidth)}`
-          : `the largest kernel that fits is ${maxKernelSize(spec.height, spec.imageWidth)}`),
+          : `the largest kernel that fits is ${maxKernelSize(spec.height, spec.imageWidth)}`) +
+        '; with padding: same (both convs of a block keep the size) larger kernels fit',
     );
   }
   const input = tfl.input({ shape: [spec.height, spec.imageWidth, 3], name: 'image' });
@@ -251,7 +255,7 @@ function cnnTrunk(spec: ModelSpec): { input: tfl.SymbolicTensor; pooled: tfl.Sym
   let out = input;
   filtersFor(spec.width).forEach((filters, i) => {
     const b = `block${i + 1}`;
-    out = bnRelu(conv(out, filters, 'valid', `${b}_conv1`), `${b}_bn1`);
+    out = bnRelu(conv(out, filters, spec.padding === 'same' ? 'same' : 'valid', `${b}_conv1`), `${b}_bn1`);
     out = bnRelu(conv(out, filters, 'same', `${b}_conv2`), `${b}_bn2`);
     if (i < BASE_FILTERS.length - 1) {
       out = tfl.layers.maxPooling2d({ poolSize: 2, name: `${b}_pool` }).apply(out) as tfl.SymbolicTensor;
@@ -332,10 +336,12 @@ export function forwardMacs(spec: ModelSpec): number {
   let cin = 3;
   let macs = 0;
   filtersFor(spec.width).forEach((f, i) => {
-    h = h - kh + 1;
-    w = w - kw + 1;
-    macs += h * w * kh * kw * cin * f; // valid conv
-    macs += h * w * kh * kw * f * f; // same conv
+    if (spec.padding !== 'same') {
+      h = h - kh + 1;
+      w = w - kw + 1;
+    }
+    macs += h * w * kh * kw * cin * f; // first conv (valid, or same)
+    macs += h * w * kh * kw * f * f; // second conv (same)
     cin = f;
     if (i < BASE_FILTERS.length - 1) {
       h = Math.floor(h / 2);

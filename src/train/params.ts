@@ -5,7 +5,7 @@
  */
 import { UserError } from '../util/errors.ts';
 import { didYouMean } from '../util/nearest.ts';
-import { DEFAULT_IMAGE_SIZE, maxKernelExtent, maxKernelSize } from './geometry.ts';
+import { DEFAULT_IMAGE_SIZE, maxKernelExtent, maxKernelSize, PADDINGS, type Padding } from './geometry.ts';
 
 /** A parameter's domain; `expected` is how it reads in a message ("a number > 0"). */
 export interface Domain {
@@ -14,11 +14,13 @@ export interface Domain {
   minExclusive?: boolean;
   max?: number;
   maxExclusive?: boolean;
+  /** A word parameter: its value is one of these (the numeric bounds do not apply). */
+  choices?: readonly string[];
   expected: string;
 }
 
 export interface TrainerParam extends Domain {
-  default: number;
+  default: number | string;
   doc: string;
   /**
    * Added after sweeps were launched: at its default it stays out of a trial's params, and so
@@ -35,6 +37,7 @@ export const TRAINER_PARAMS = {
   // The image size bounds it (SWEEP_PARAM_DOMAINS below); even sizes pad 'same' as Keras does.
   kernel_size: { integer: true, min: 1, default: 3, expected: 'an integer >= 1', doc: 'convolution kernel size' },
   kernel_width: { integer: true, min: 0, default: 0, expected: 'an integer >= 0 (0 = kernel_size)', doc: 'convolution kernel width (across the image); kernel_size is then its height; 0 = square', omitAtDefault: true },
+  padding: { choices: PADDINGS, default: 'report' as Padding, expected: '`report` or `same`', doc: "each conv block's first conv: `report` = 'valid' as the report's model (kernels up to 4 on 60x200 images), `same` = 'same' (any kernel up to the image's size)", omitAtDefault: true },
   alpha: { min: 0, default: 1e-4, expected: 'a number >= 0', doc: 'L2 weight decay coefficient' },
   dropout: { min: 0, max: 1, maxExclusive: true, default: 0.2, expected: 'a number in [0, 1)', doc: 'dropout rate' },
   lr: { min: 0, minExclusive: true, default: 1e-3, expected: 'a number > 0', doc: 'Adam learning rate' },
@@ -54,27 +57,32 @@ export const TRAINER_PARAMS = {
 
 export type TrainerParamName = keyof typeof TRAINER_PARAMS;
 
-const SWEEP_MAX_KERNEL = maxKernelSize(DEFAULT_IMAGE_SIZE.height, DEFAULT_IMAGE_SIZE.width);
-const SWEEP_MAX_KERNEL_WIDTH = maxKernelExtent(DEFAULT_IMAGE_SIZE.width);
+const { height: H, width: W } = DEFAULT_IMAGE_SIZE;
+/** The kernel bounds under the report's padding, which sweep files check (schema.ts) when a trial may use it. */
+export const REPORT_KERNEL_LIMITS = { kernel_size: maxKernelSize(H, W), kernel_width: maxKernelExtent(W) } as const;
 /**
- * The domains a sweep file is checked against. Sweep trials always train on the default image
- * size, which bounds kernel_size (the kernel's height when kernel_width is set) and kernel_width; `sweep train --height/--width` may take other sizes, so the
- * trainer's own domain (used for --set) leaves it open and the model refuses a kernel that does not fit.
+ * The domains a sweep file is checked against. Sweep trials train on the default image size,
+ * which bounds kernel_size (the kernel's height when kernel_width is set) and kernel_width:
+ * up to the image's size with `padding: same`, and to REPORT_KERNEL_LIMITS under the report's
+ * padding (checked across keys, since it depends on `padding`). `sweep train --height/--width`
+ * may take other sizes, so the trainer's own domain (used for --set) leaves them open and the
+ * model refuses a kernel that does not fit.
  */
 export const SWEEP_PARAM_DOMAINS: Record<TrainerParamName, Domain> = {
   ...TRAINER_PARAMS,
   kernel_size: {
     ...TRAINER_PARAMS.kernel_size,
-    max: SWEEP_MAX_KERNEL,
-    expected: `an integer from 1 to ${SWEEP_MAX_KERNEL} (trials train on ${DEFAULT_IMAGE_SIZE.height}x${DEFAULT_IMAGE_SIZE.width} images, where a larger kernel leaves no feature map)`,
+    max: maxKernelSize(H, W, 'same'),
+    expected: `an integer from 1 to ${maxKernelSize(H, W, 'same')} (trials train on ${H}x${W} images)`,
   },
   kernel_width: {
     ...TRAINER_PARAMS.kernel_width,
-    max: SWEEP_MAX_KERNEL_WIDTH,
-    expected: `an integer from 0 to ${SWEEP_MAX_KERNEL_WIDTH} (0 = kernel_size; trials train on images ${DEFAULT_IMAGE_SIZE.width} wide, where a wider kernel leaves no feature map)`,
+    max: maxKernelExtent(W, 'same'),
+    expected: `an integer from 0 to ${maxKernelExtent(W, 'same')} (0 = kernel_size; trials train on images ${W} wide)`,
   },
 };
-export type TrainParams = { [K in TrainerParamName]: number };
+/** Word parameters (`padding`) hold strings; the rest are numbers. */
+export type TrainParams = { [K in Exclude<TrainerParamName, 'padding'>]: number } & { padding: Padding };
 
 export const DEFAULT_PARAMS = Object.fromEntries(
   Object.entries(TRAINER_PARAMS).map(([k, d]) => [k, d.default]),
@@ -87,6 +95,7 @@ export function isTrainerParam(key: string): key is TrainerParamName {
 /** Why `v` is outside `d`, or null when it is inside. */
 export function domainViolation(d: Domain, v: unknown): string | null {
   const bad = () => `must be ${d.expected}`;
+  if (d.choices) return typeof v === 'string' && d.choices.includes(v) ? null : bad();
   if (typeof v !== 'number' || !Number.isFinite(v)) return bad();
   if (d.integer && !Number.isInteger(v)) return bad();
   if (d.min !== undefined && (d.minExclusive ? v <= d.min : v < d.min)) return bad();

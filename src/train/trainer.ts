@@ -263,6 +263,7 @@ class Trial {
     this.spec = {
       kernel_size: params.kernel_size,
       kernel_width: params.kernel_width,
+      padding: params.padding,
       alpha: params.alpha,
       dropout: params.dropout,
       width: params.width,

@@ -147,4 +147,40 @@ describe('kernel sizes', () => {
       /3x14 kernel \(kernel_size x kernel_width\) leaves no feature map for 60x200 images.*kernel_size \(the height\) fits up to 4, kernel_width up to 13/,
     );
   });
+
+  it('padding: same keeps each block\'s size, so 5x5 and 7x7 kernels fit: shapes and parameter counts', async () => {
+    const { featureMapSize, maxKernelSize, axisView } = await import('../../src/train/geometry.ts');
+    // Keras count_params() of the same architecture: each conv k*k*cin*f + f, each BN 4f, the
+    // GRU 3*(cin*128 + 128*128 + 2*128), six Dense(36) heads. Padding changes no weight.
+    const keras = (k: number, width: number) => {
+      const f = filtersFor(width);
+      const pairs = f.flatMap((n, i) => [[i === 0 ? 3 : f[i - 1]!, n], [n, n]]);
+      const convs = pairs.reduce((a, [cin, n]) => a + k * k * cin! * n! + n! + 4 * n!, 0);
+      const last = f[f.length - 1]!;
+      return convs + 3 * (last * 128 + 128 * 128 + 2 * 128) + 6 * (128 * 36 + 36);
+    };
+    expect(keras(3, 1)).toBe(4_693_056 + 246_528 + 27_864);
+    expect(maxKernelSize(60, 200, 'same')).toBe(60);
+    for (const k of [3, 5, 7]) {
+      // 60x200 -> pool 30x100 -> 15x50 -> 7x25, whatever the kernel.
+      expect(featureMapSize({ kernel_size: k, padding: 'same', height: 60, imageWidth: 200 })).toEqual([7, 25]);
+      const m = buildGruModel({ ...spec, width: 0.125, kernel_size: k, padding: 'same' });
+      expect(m.countParams()).toBe(keras(k, 0.125));
+      const convs = m.layers.filter((l) => /_conv\d$/.test(l.name));
+      expect(convs.map((c) => (c.getConfig() as { padding: string }).padding)).toEqual(Array(8).fill('same'));
+      for (const c of convs) expect(c.getWeights()[0]!.shape.slice(0, 2)).toEqual([k, k]);
+      const out = m.predict(tf.zeros([2, 60, 200, 3])) as tf.Tensor[];
+      expect(out.map((o) => o.shape)).toEqual(Array(6).fill([2, 36]));
+      tf.dispose(out);
+      m.dispose();
+    }
+    // The report's padding keeps its first convs 'valid', and refuses 5 naming padding: same.
+    const report = buildGruModel({ ...spec, width: 0.125, kernel_size: 3 });
+    expect(report.layers.filter((l) => /_conv1$/.test(l.name)).map((c) => (c.getConfig() as { padding: string }).padding)).toEqual(Array(4).fill('valid'));
+    report.dispose();
+    expect(() => buildGruModel({ ...spec, width: 0.125, kernel_size: 5 })).toThrow(/with padding: same .*larger kernels fit/);
+    // The receptive field grows as under 'valid'; the map keeps the image's extent.
+    expect(axisView(200, 5, 'same')).toMatchObject({ size: 25, field: 128 });
+    expect(forwardMacs({ ...spec, kernel_size: 5, padding: 'same' })).toBeGreaterThan(forwardMacs({ ...spec, kernel_size: 5 }));
+  });
 });
