@@ -55,7 +55,7 @@ function newerUnder(dir, time) {
 }
 
 /** Compiles src/ into dist/; returns null, or why it did not. */
-export function build() {
+export async function build() {
   if (!existsSync(SRC)) return 'no src/ here yet'; // e.g. a Docker layer that installs before copying the sources
   let tsc;
   try {
@@ -67,9 +67,70 @@ export function build() {
   rmSync(DIST, { recursive: true, force: true });
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) return `tsc exited with ${r.status ?? r.signal}`;
+  await vendor();
   writeFileSync(`${STAMP}.tmp`, `${JSON.stringify({ started, at: new Date(started).toISOString() })}\n`);
   renameSync(`${STAMP}.tmp`, STAMP);
   return null;
+}
+
+/**
+ * Pure-JavaScript packages every command start loads, each as one bundled file in dist/vendor/,
+ * and dist/'s imports of them pointed there: loading yargs, zod or yaml as their dozens of
+ * modules costs several times the CPU of one file (bench/cli.ts). Only what `import` names
+ * changes; src/ (tests, tsx) keeps importing the packages. Without esbuild (it comes with tsx)
+ * dist/ keeps the plain imports.
+ */
+const VENDORED = ['yargs', 'yaml', 'zod'];
+
+/** A module re-exporting every name Node's own import of `pkg` gives (CommonJS ones included). */
+async function reexports(pkg) {
+  const names = Object.keys(await import(pkg));
+  const named = names.filter((n) => n !== 'default');
+  return [
+    `import * as m from ${JSON.stringify(pkg)};`,
+    ...named.map((n, i) => `const v${i} = m[${JSON.stringify(n)}];`),
+    `export { ${named.map((n, i) => `v${i} as ${JSON.stringify(n)}`).join(', ')} };`,
+    ...(names.includes('default') ? ['export default m.default;'] : []),
+  ].join('\n');
+}
+
+async function vendor() {
+  let esbuild;
+  try {
+    const require = createRequire(import.meta.url);
+    esbuild = createRequire(require.resolve('tsx'))('esbuild');
+  } catch {
+    return;
+  }
+  for (const pkg of VENDORED) {
+    esbuild.buildSync({
+      stdin: { contents: await reexports(pkg), resolveDir: root, loader: 'js', sourcefile: `vendor-${pkg}.js` },
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      // Bundled CommonJS (yaml) requires Node's built-ins; give it a require.
+      banner: { js: "import { createRequire as vendorRequire } from 'node:module'; const require = vendorRequire(import.meta.url);" },
+      outfile: path.join(DIST, 'vendor', `${pkg}.js`),
+      logLevel: 'error',
+    });
+  }
+  const names = VENDORED.join('|');
+  const spec = new RegExp(`(\\bfrom\\s*|\\bimport\\s*\\(\\s*)(['"])(${names})\\2`, 'g');
+  const rewrite = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (p !== path.join(DIST, 'vendor')) rewrite(p);
+      } else if (e.name.endsWith('.js')) {
+        const text = readFileSync(p, 'utf8');
+        const rel = path.relative(dir, path.join(DIST, 'vendor')).split(path.sep).join('/');
+        const out = text.replace(spec, (_, lead, q, name) => `${lead}${q}${rel.startsWith('.') ? rel : `./${rel}`}/${name}.js${q}`);
+        if (out !== text) writeFileSync(p, out);
+      }
+    }
+  };
+  rewrite(DIST);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
@@ -79,7 +140,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     process.exit(why ? 1 : 0);
   }
   const t0 = Date.now();
-  const failed = build();
+  const failed = await build();
   if (failed) {
     console.warn(`bin/dist.mjs: dist/ not built: ${failed}; the CLI runs src/ through tsx (slower to start)`);
     process.exit(process.argv.includes('--strict') ? 1 : 0);
