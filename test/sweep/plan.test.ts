@@ -80,11 +80,11 @@ describe('sweep plan (the command module alone)', () => {
     const trials = expandSweep(await loadSweepFile('sweeps/quickstart.yaml'));
     const lines = stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('sweep quickstart: grid, seed 0 (sweeps/quickstart.yaml)');
-    expect(lines[1]).toBe('fixed: kernel_size=3 kernel_width=5 alpha=0 dropout=0 precise_bn=1000 batch_size=8 pretrain_epochs=1 gru_epochs=1 patience=1 width=0.125 freeze_epochs=0');
+    expect(lines[1]).toBe('fixed: kernel_size=3 kernel_width=5 alpha=0 dropout=0 precise_bn=1000 batch_size=8 pretrain_epochs=2 gru_epochs=0 patience=2 width=0.125 freeze_epochs=0');
     expect(lines[2].split(/\s+/)).toEqual(['index', 'id', 'lr']);
     expect(lines.slice(3, 5).map((l) => l.split(/\s+/))).toEqual([
-      ['0', trials[0].id, '0.003'],
-      ['1', trials[1].id, '0.006'],
+      ['0', trials[0].id, '0.002'],
+      ['1', trials[1].id, '0.003'],
     ]);
     expect(lines[5]).toBe('2 trials');
   });

@@ -1,0 +1,63 @@
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FILE_LIST, checkFiles, describeProblems, moveAside, writeFileList } from '../../src/train/integrity.ts';
+
+let root: string;
+let dir: string;
+
+const manifest = { modelTopology: {}, weightsManifest: [{ paths: ['weights.bin'], weights: [{ name: 'k', shape: [3, 3, 8, 8], dtype: 'float32' }] }] };
+
+beforeEach(() => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'integrity-'));
+  dir = path.join(root, 'pretrain-e0002');
+  mkdirSync(dir);
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest));
+  writeFileSync(path.join(dir, 'weights.bin'), Buffer.alloc(576 * 4, 1));
+  writeFileSync(path.join(dir, 'optimizer.bin'), Buffer.alloc(64, 2));
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+describe('checkpoint file lists', () => {
+  it('records size and sha256 of every file, and an intact directory passes', () => {
+    const list = writeFileList(dir);
+    expect(Object.keys(list.files)).toEqual(['model.json', 'optimizer.bin', 'weights.bin']);
+    expect(list.files['weights.bin']).toMatchObject({ bytes: 2304, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(JSON.parse(readFileSync(path.join(dir, FILE_LIST), 'utf8'))).toEqual(list);
+    expect(checkFiles(dir, ['model.json'])).toEqual([]);
+  });
+
+  it.each([
+    ['a truncated file', () => truncateSync(path.join(dir, 'weights.bin'), 40), 'weights.bin', '40 bytes where 2304 were written'],
+    ['a flipped byte', () => {
+      const p = path.join(dir, 'optimizer.bin');
+      const b = readFileSync(p);
+      b[10] ^= 0xff;
+      writeFileSync(p, b);
+    }, 'optimizer.bin', 'its contents changed since it was written (sha256 differs)'],
+    ['a missing file', () => unlinkSync(path.join(dir, 'weights.bin')), 'weights.bin', 'missing'],
+    ['a missing required file', () => unlinkSync(path.join(dir, 'model.json')), 'model.json', 'missing'],
+  ])('names %s and what is wrong with it', (_what, damage, file, problem) => {
+    writeFileList(dir);
+    damage();
+    const problems = checkFiles(dir, ['model.json']);
+    expect(problems).toEqual([{ file: path.join(dir, file), problem }]);
+    expect(describeProblems(problems)).toBe(`${path.join(dir, file)}: ${problem}`);
+  });
+
+  it('checks a directory written before file lists by its manifest: a truncated weights file is caught', () => {
+    expect(checkFiles(dir, ['model.json'])).toEqual([]);
+    truncateSync(path.join(dir, 'weights.bin'), 40);
+    expect(checkFiles(dir, ['model.json'])).toEqual([{ file: path.join(dir, 'weights.bin'), problem: '40 bytes where its manifest (model.json) needs 2304' }]);
+    writeFileSync(path.join(dir, 'model.json'), '{"modelTopology": {');
+    expect(checkFiles(dir, ['model.json'])).toEqual([{ file: path.join(dir, 'model.json'), problem: 'not valid JSON (truncated?)' }]);
+  });
+
+  it('moves a damaged directory aside under a dot name, kept for inspection', () => {
+    const to = moveAside(dir, new Date('2026-12-04T10:00:00.000Z'));
+    expect(path.basename(to)).toBe('.damaged-pretrain-e0002-2026-12-04T10-00-00-000Z');
+    expect(readdirSync(root)).toEqual([path.basename(to)]);
+    expect(readdirSync(to).sort()).toEqual(['model.json', 'optimizer.bin', 'weights.bin']);
+  });
+});
