@@ -47,6 +47,20 @@ export async function openDatabase(opts: OpenDatabaseOptions = {}): Promise<Data
   return url ? openPostgres(url, opts) : openEmbeddedDatabase(opts);
 }
 
+/**
+ * Connections one process opens to Postgres at most (its pool; SWEEP_DB_POOL_MAX overrides).
+ * A worker needs two or three at once (a heartbeat beside an epoch's metrics), so N workers
+ * stay within N x this of the server's max_connections (100 by default).
+ */
+export const DB_POOL_MAX = poolMax(process.env.SWEEP_DB_POOL_MAX);
+
+function poolMax(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 4;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`SWEEP_DB_POOL_MAX must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Database> {
   if (!/^postgres(ql)?:\/\//.test(url)) {
     throw new UserError(
@@ -56,7 +70,7 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Dat
   // A server that cannot be reached fails a connection within 10 s, and a query that gets no
   // answer (a network partition) fails after 60 s instead of hanging forever, so workers can
   // wait an outage out (worker/policy.ts) rather than wait on it.
-  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000, query_timeout: 60_000, idleTimeoutMillis: 60_000 }) });
+  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolMax(opts.env?.SWEEP_DB_POOL_MAX ?? process.env.SWEEP_DB_POOL_MAX), connectionTimeoutMillis: 10_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000, query_timeout: 60_000, idleTimeoutMillis: 60_000 }) });
   try {
     await prisma.$queryRawUnsafe('SELECT 1');
   } catch (err) {
