@@ -10,7 +10,7 @@ import type { EpochMetrics } from '../../src/train/trainer.ts';
 import { WandbClient, WandbRequestError } from '../../src/track/wandb/client.ts';
 import { redact, redactError, wandbRunUrl, wandbSettings } from '../../src/track/wandb/config.ts';
 import { openWandbMirror, outboxStatus, syncOutbox, type MirrorOptions, type WandbMirror } from '../../src/track/wandb/index.ts';
-import { OutboxDelivery } from '../../src/track/wandb/outbox.ts';
+import { OutboxDelivery } from '../../src/track/wandb/outbox-deliver.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { runCli } from '../e2e/helpers.ts';
 import { waitFor } from '../../support/wait.ts';

@@ -3,31 +3,25 @@
  * as group and in its tags with the phases it went through, one history line per epoch, a
  * summary and an exit state), under a W&B sweep registered for ours.
  *
- * Postgres stays the source of truth. The worker writes outbox rows (outbox.ts) through the
- * mirror, one statement per call and never a network request, so W&B being down, slow or
- * hanging cannot hold training up; in online mode a loop sends them in the background.
- * `sweep wandb sync` sends whatever is left (offline mode, or rows given up on).
+ * Postgres stays the source of truth. The worker writes outbox rows (outbox-write.ts) through
+ * the mirror, one statement per call and never a network request, so W&B being down, slow or
+ * hanging cannot hold training up; in online mode a loop sends them in the background
+ * (outbox-deliver.ts). `sweep wandb sync` sends whatever is left (offline mode, or rows given
+ * up on).
  */
 import type { PrismaClient } from '../../infra/db.ts';
 import type { Env } from '../../infra/env.ts';
 import type { EpochMetrics, TrialResult } from '../../train/trainer.ts';
 import { UserError } from '../../util/errors.ts';
 import { redactError, wandbSettings, type WandbMode, type WandbSettings } from './config.ts';
-import {
-  historyPayload,
-  OutboxDelivery,
-  outboxCounts,
-  WandbAuthError,
-  writeEpoch,
-  writeRunEnded,
-  writeRunStarted,
-  type DeliveryOptions,
-  type RunStart,
-} from './outbox.ts';
+import { OutboxDelivery, WandbAuthError, type DeliveryOptions } from './outbox-deliver.ts';
+import { outboxCounts } from './outbox-status.ts';
+import { historyPayload, writeEpoch, writeRunEnded, writeRunStarted, type RunStart } from './outbox-write.ts';
 
 export { wandbAppUrl, wandbRunId, wandbRunUrl, wandbSettings, wandbSweepUrl, redact, redactError } from './config.ts';
 export type { WandbMode, WandbSettings } from './config.ts';
-export { outboxStatus, outboxCounts, EXIT_CODES, type SweepOutboxStatus, type OutboxCounts } from './outbox.ts';
+export { outboxStatus, outboxCounts, type SweepOutboxStatus, type OutboxCounts } from './outbox-status.ts';
+export { EXIT_CODES } from './outbox-write.ts';
 
 export interface WandbMirror {
   readonly mode: WandbMode;

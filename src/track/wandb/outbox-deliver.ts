@@ -1,20 +1,11 @@
 /**
- * The W&B outbox: what the mirror has to send, kept in Postgres next to the metrics, and the
- * delivery that sends it.
- *
- * Writing (the worker): one statement per call, no network. A row's key names what it says
- * (`<trial>/history/<phase>/<epoch>`, ...); writing a key again overwrites the row and sends it
- * again. A history row's step (its line offset in the run's wandb-history.jsonl) is the epoch's
- * place in the trial's history (0-based over both phases), the same on every attempt, so an
- * epoch written late (its first attempt died before writing it) still lands in its place; a
- * line waits until the one before it is in the outbox, so W&B never gets a gap.
- *
- * Delivering (a loop in each online worker, or `sweep wandb sync`): per run, in order: the run
- * upsert, then history lines by step, then the summary, then the exit. A failed row holds back
- * the rows after it. Failures back off exponentially with jitter up to `maxAttempts`, then the
- * row is undeliverable (with the reason) until `sweep wandb sync` retries it. Every file-stream
- * line goes to its fixed offset, so sending it again after an ambiguous failure (a timeout
- * after W&B stored it) overwrites that line instead of adding one: each line arrives once.
+ * Delivering the W&B outbox (a loop in each online worker, or `sweep wandb sync`): per run, in
+ * order: the run upsert, then history lines by step, then the summary, then the exit. A failed
+ * row holds back the rows after it. Failures back off exponentially with jitter up to
+ * `maxAttempts`, then the row is undeliverable (with the reason) until `sweep wandb sync`
+ * retries it. Every file-stream line goes to its fixed offset, so sending it again after an
+ * ambiguous failure (a timeout after W&B stored it) overwrites that line instead of adding one:
+ * each line arrives once.
  *
  * Who delivers a run: whoever holds its lease (WandbRun.leaseOwner until leaseUntil, taken
  * atomically), so two workers never send the same run's rows at once; a loop that dies loses
@@ -23,22 +14,9 @@
 import { hostname } from 'node:os';
 import YAML from 'yaml';
 import { Prisma, type PrismaClient } from '../../infra/db.ts';
-import type { EpochMetrics } from '../../train/trainer.ts';
 import { WandbClient, WandbRequestError, type FileStreamBody } from './client.ts';
 import { redact, redactError, wandbRunId, wandbRunUrl, wandbSweepUrl, type WandbSettings } from './config.ts';
-
-export type OutboxKind = 'sweep' | 'run' | 'history' | 'summary' | 'finish';
-
-/** Final trial states and the exit code the run reports to W&B (0 = finished, else failed). */
-export const EXIT_CODES: Readonly<Record<string, number>> = { finished: 0, stopped: 0, failed: 1, diverged: 1, cancelled: 1 };
-
-export const outboxKey = {
-  sweep: (sweepId: string) => `sweep/${sweepId}`,
-  run: (trialId: string) => `${trialId}/run`,
-  history: (trialId: string, phase: string, epoch: number) => `${trialId}/history/${phase}/${epoch}`,
-  summary: (trialId: string) => `${trialId}/summary`,
-  finish: (trialId: string) => `${trialId}/finish`,
-};
+import { jsonText, outboxKey, type OutboxKind } from './outbox-write.ts';
 
 // Rows of one run, in the order they must arrive.
 const KIND_ORDER = Prisma.sql`(CASE o."kind" WHEN 'run' THEN 0 WHEN 'history' THEN 1 WHEN 'summary' THEN 2 ELSE 3 END)`;
@@ -60,121 +38,6 @@ const waitsForLine = (a: 'h' | 'o') => Prisma.sql`(${Prisma.raw(a)}."kind" = 'hi
   SELECT 1 FROM "WandbOutbox" pl
   WHERE pl."trialId" = ${Prisma.raw(a)}."trialId" AND pl."kind" = 'history' AND pl."step" = ${Prisma.raw(a)}."step" - 1))`;
 const WAITS_FOR_LINE = waitsForLine('h');
-
-/** Overwrite on a repeated key: the new payload is sent again, from scratch. */
-const OVERWRITE = Prisma.sql`
-  "payload" = EXCLUDED."payload", "revision" = "WandbOutbox"."revision" + 1, "deliveredAt" = NULL,
-  "failedAt" = NULL, "attempts" = 0, "nextAttemptAt" = now(), "lastError" = NULL, "updatedAt" = now()`;
-
-/** JSON for jsonb: non-finite numbers (a diverged loss) become null, as JSON has no NaN. */
-function jsonText(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing
-
-export interface RunStart {
-  trialId: string;
-  sweepId: string;
-  sweepName: string;
-  params: Record<string, unknown>;
-  attempt: number;
-  /** The sweep file as validated (SweepSpec); without it the sweep is not registered on W&B. */
-  spec?: unknown;
-}
-
-/** The parts of our sweep file W&B's sweep configuration has, and a local controller. */
-export function wandbSweepConfig(sweepName: string, spec: unknown): Record<string, unknown> {
-  const s = (spec && typeof spec === 'object' ? spec : {}) as Record<string, unknown>;
-  const config: Record<string, unknown> = { name: sweepName };
-  for (const k of ['method', 'metric', 'parameters', 'early_terminate', 'run_cap', 'description'] as const) {
-    if (s[k] !== undefined) config[k] = s[k];
-  }
-  // Our scheduler proposes the runs; W&B's must not.
-  config.controller = { type: 'local' };
-  return config;
-}
-
-/**
- * Rows for a run's start: its upsert (config = params, group and tags = the sweep) and, once
- * per sweep, the sweep's registration. A new attempt drops the previous attempt's unsent
- * summary and exit, so they cannot end the run while it trains again.
- */
-export async function writeRunStarted(prisma: PrismaClient, t: RunStart, now = Date.now()): Promise<void> {
-  const run = { sweepName: t.sweepName, params: t.params, attempt: t.attempt, startedAt: now, host: hostname() };
-  const rows = [Prisma.sql`(${outboxKey.run(t.trialId)}, ${t.sweepId}, ${t.trialId}, 'run', ${jsonText(run)}::jsonb, now())`];
-  if (t.spec !== undefined) {
-    const sweep = { name: t.sweepName, config: wandbSweepConfig(t.sweepName, t.spec) };
-    rows.push(Prisma.sql`(${outboxKey.sweep(t.sweepId)}, ${t.sweepId}, NULL, 'sweep', ${jsonText(sweep)}::jsonb, now())`);
-  }
-  await prisma.$executeRaw`
-    WITH dropped AS (
-      DELETE FROM "WandbOutbox"
-      WHERE "trialId" = ${t.trialId} AND "kind" IN ('summary', 'finish') AND "deliveredAt" IS NULL
-    )
-    INSERT INTO "WandbOutbox" ("key", "sweepId", "trialId", "kind", "payload", "updatedAt")
-    VALUES ${Prisma.join(rows)}
-    ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}
-    WHERE "WandbOutbox"."kind" <> 'sweep'`;
-}
-
-/** A history line's content: the epoch's metrics, when it was measured, how long into the run. */
-export function historyPayload(m: EpochMetrics, now = Date.now(), startedAt?: number): Record<string, unknown> & { phase: string; epoch: number } {
-  return {
-    ...m,
-    _timestamp: now / 1000,
-    ...(startedAt !== undefined ? { _runtime: Math.max(0, (now - startedAt) / 1000) } : {}),
-  };
-}
-
-/**
- * One history line per (phase, epoch), at `step`: the epoch's place in the trial's history. A
- * line written again with other values keeps its step and is sent again. Throws when the trial
- * is not in the database.
- */
-export async function writeEpoch(prisma: PrismaClient, trialId: string, payload: Record<string, unknown> & { phase: string; epoch: number }, step: number): Promise<void> {
-  if (!Number.isInteger(step) || step < 0) throw new Error(`W&B outbox: step ${step} of ${trialId} ${payload.phase} epoch ${payload.epoch} is not a whole number >= 0`);
-  const n = await prisma.$executeRaw`
-    INSERT INTO "WandbOutbox" ("key", "sweepId", "trialId", "kind", "step", "payload", "updatedAt")
-    SELECT ${outboxKey.history(trialId, payload.phase, payload.epoch)}, t."sweepId", t."id", 'history',
-           ${step}::int,
-           ${jsonText(payload)}::jsonb, now()
-    FROM "Trial" t WHERE t."id" = ${trialId}
-    ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}
-    -- The same epoch written again with the same values (a worker storing a trial's whole
-    -- history at its end) changes nothing and sends nothing; only when it was measured does.
-    WHERE ("WandbOutbox"."payload" - '_timestamp' - '_runtime') IS DISTINCT FROM (EXCLUDED."payload" - '_timestamp' - '_runtime')`;
-  if (n === 0 && !(await prisma.trial.findUnique({ where: { id: trialId }, select: { id: true } }))) {
-    throw new Error(`W&B outbox: trial ${trialId} is not in the database`);
-  }
-}
-
-/**
- * The run's end: its summary, its exit (last), and its upsert again, now with the phases it
- * went through and its final status in its tags.
- */
-export async function writeRunEnded(prisma: PrismaClient, trialId: string, status: string, summary: Record<string, unknown>): Promise<void> {
-  const exitcode = EXIT_CODES[status];
-  if (exitcode === undefined) throw new Error(`W&B outbox: ${JSON.stringify(status)} is not a final trial status (${Object.keys(EXIT_CODES).join(', ')})`);
-  const n = await prisma.$executeRaw`
-    WITH t AS (SELECT "id", "sweepId" FROM "Trial" WHERE "id" = ${trialId}),
-    run AS (
-      UPDATE "WandbOutbox" SET "payload" = "payload" || jsonb_build_object('status', ${status}::text),
-        "revision" = "revision" + 1, "deliveredAt" = NULL, "failedAt" = NULL, "attempts" = 0,
-        "nextAttemptAt" = now(), "lastError" = NULL, "updatedAt" = now()
-      WHERE "key" = ${outboxKey.run(trialId)}
-    )
-    INSERT INTO "WandbOutbox" ("key", "sweepId", "trialId", "kind", "payload", "updatedAt")
-    SELECT ${outboxKey.summary(trialId)}, t."sweepId", t."id", 'summary', ${jsonText({ ...summary, status })}::jsonb, now() FROM t
-    UNION ALL
-    SELECT ${outboxKey.finish(trialId)}, t."sweepId", t."id", 'finish', ${jsonText({ status, exitcode })}::jsonb, now() FROM t
-    ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}`;
-  if (n === 0) throw new Error(`W&B outbox: trial ${trialId} is not in the database`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Delivering
 
 export interface DeliveryOptions {
   settings: WandbSettings & { apiKey: string };
@@ -440,7 +303,6 @@ export class OutboxDelivery {
         // the run waits for it.
         if (upsert && (await this.sweepPending(target.sweepId))) break;
         let batch: Row[] = [head];
-        let body: FileStreamBody | null = null;
         let ok = false;
         result.attempted++;
         try {
@@ -452,25 +314,9 @@ export class OutboxDelivery {
               // create the run from the trial's own record before sending its rows.
               await this.upsertRun(target, null, signal);
             }
-            if (head.kind === 'history') {
-              batch = consecutive(rows, this.batchLines);
-              const lines = batch.map((r) => jsonText({ ...r.payload, _step: r.step }));
-              body = {
-                files: {
-                  // FileStreamApi._send with JsonlFilePolicy: lines at their offset...
-                  'wandb-history.jsonl': { offset: head.step!, content: lines },
-                  // ...and SummaryFilePolicy: the latest values as the run's summary meanwhile.
-                  'wandb-summary.json': { offset: 0, content: [lines[lines.length - 1]] },
-                },
-                dropped: 0,
-              };
-            } else if (head.kind === 'summary') {
-              body = { files: { 'wandb-summary.json': { offset: 0, content: [jsonText(head.payload)] } }, dropped: 0 };
-            } else {
-              // FileStreamApi._thread_body's final message.
-              body = { complete: true, exitcode: Number(head.payload.exitcode ?? 1), dropped: 0, uploaded: [] };
-            }
-            await this.client.fileStream({ entity: target.entity!, project: target.project!, runId: target.runId }, body, signal);
+            const request = fileStreamRequest(rows, this.batchLines);
+            batch = request.batch;
+            await this.client.fileStream({ entity: target.entity!, project: target.project!, runId: target.runId }, request.body, signal);
           }
           ok = true;
         } catch (err) {
@@ -625,6 +471,33 @@ export class OutboxDelivery {
   }
 }
 
+/**
+ * What a run's head row other than its upsert sends on the file stream, and the rows that
+ * request delivers: a history line with those right after it, the summary, or the exit.
+ */
+function fileStreamRequest(rows: readonly Row[], batchLines: number): { batch: Row[]; body: FileStreamBody } {
+  const head = rows[0];
+  if (head.kind === 'history') {
+    const batch = consecutive(rows, batchLines);
+    const lines = batch.map((r) => jsonText({ ...r.payload, _step: r.step }));
+    const body: FileStreamBody = {
+      files: {
+        // FileStreamApi._send with JsonlFilePolicy: lines at their offset...
+        'wandb-history.jsonl': { offset: head.step!, content: lines },
+        // ...and SummaryFilePolicy: the latest values as the run's summary meanwhile.
+        'wandb-summary.json': { offset: 0, content: [lines[lines.length - 1]] },
+      },
+      dropped: 0,
+    };
+    return { batch, body };
+  }
+  if (head.kind === 'summary') {
+    return { batch: [head], body: { files: { 'wandb-summary.json': { offset: 0, content: [jsonText(head.payload)] } }, dropped: 0 } };
+  }
+  // FileStreamApi._thread_body's final message.
+  return { batch: [head], body: { complete: true, exitcode: Number(head.payload.exitcode ?? 1), dropped: 0, uploaded: [] } };
+}
+
 /** The head history row and those right after it with consecutive steps (one file-stream chunk). */
 function consecutive(rows: readonly Row[], max: number): Row[] {
   const out: Row[] = [rows[0]];
@@ -634,74 +507,4 @@ function consecutive(rows: readonly Row[], max: number): Row[] {
     out.push(r);
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Status
-
-export interface OutboxCounts {
-  delivered: number;
-  pending: number;
-  undeliverable: number;
-}
-
-export interface SweepOutboxStatus extends OutboxCounts {
-  sweepId: string;
-  sweep: string;
-  /** Runs W&B has answered for, and how many of those have a link. */
-  runs: number;
-  /** W&B sweep id, when registered. */
-  wandbSweepId: string | null;
-  sweepUrl: string | null;
-  lastDeliveredAt: string | null;
-  /** The most recent failure reason of a row not yet delivered. */
-  lastError: string | null;
-}
-
-/** Outbox counts by state for each sweep that has rows (or for one). */
-export async function outboxStatus(prisma: PrismaClient, sweepId?: string): Promise<SweepOutboxStatus[]> {
-  const filter = sweepId ? Prisma.sql`WHERE o."sweepId" = ${sweepId}` : Prisma.empty;
-  const rows = await prisma.$queryRaw<
-    Array<{ sweepId: string; sweep: string; delivered: number; pending: number; undeliverable: number; lastDeliveredAt: Date | null }>
-  >`
-    SELECT o."sweepId", s."name" AS sweep,
-      COUNT(*) FILTER (WHERE o."deliveredAt" IS NOT NULL)::int AS delivered,
-      COUNT(*) FILTER (WHERE o."deliveredAt" IS NULL AND o."failedAt" IS NULL)::int AS pending,
-      COUNT(*) FILTER (WHERE o."deliveredAt" IS NULL AND o."failedAt" IS NOT NULL)::int AS undeliverable,
-      MAX(o."deliveredAt") AS "lastDeliveredAt"
-    FROM "WandbOutbox" o JOIN "Sweep" s ON s."id" = o."sweepId" ${filter}
-    GROUP BY o."sweepId", s."name", s."createdAt" ORDER BY s."createdAt" DESC`;
-  const out: SweepOutboxStatus[] = [];
-  for (const r of rows) {
-    const [last] = await prisma.$queryRaw<{ lastError: string }[]>`
-      SELECT o."lastError" FROM "WandbOutbox" o
-      WHERE o."sweepId" = ${r.sweepId} AND o."deliveredAt" IS NULL AND o."lastError" IS NOT NULL
-      ORDER BY o."updatedAt" DESC LIMIT 1`;
-    const runs = await prisma.wandbRun.count({ where: { trial: { sweepId: r.sweepId }, url: { not: null } } });
-    const ws = await prisma.wandbSweep.findUnique({ where: { sweepId: r.sweepId }, select: { wandbSweepId: true, url: true } });
-    out.push({
-      sweepId: r.sweepId,
-      sweep: r.sweep,
-      delivered: r.delivered,
-      pending: r.pending,
-      undeliverable: r.undeliverable,
-      runs,
-      wandbSweepId: ws?.wandbSweepId ?? null,
-      sweepUrl: ws?.url ?? null,
-      lastDeliveredAt: r.lastDeliveredAt?.toISOString() ?? null,
-      lastError: last?.lastError ?? null,
-    });
-  }
-  return out;
-}
-
-/** Rows not delivered, of one sweep or all: still to try, and undeliverable. */
-export async function outboxCounts(prisma: PrismaClient, sweepId?: string): Promise<OutboxCounts> {
-  const filter = sweepId ? Prisma.sql`WHERE o."sweepId" = ${sweepId}` : Prisma.empty;
-  const [r] = await prisma.$queryRaw<OutboxCounts[]>`
-    SELECT COUNT(*) FILTER (WHERE o."deliveredAt" IS NOT NULL)::int AS delivered,
-      COUNT(*) FILTER (WHERE o."deliveredAt" IS NULL AND o."failedAt" IS NULL)::int AS pending,
-      COUNT(*) FILTER (WHERE o."deliveredAt" IS NULL AND o."failedAt" IS NOT NULL)::int AS undeliverable
-    FROM "WandbOutbox" o ${filter}`;
-  return r ?? { delivered: 0, pending: 0, undeliverable: 0 };
 }
