@@ -8,23 +8,9 @@
  *
  * Compression: unfiltered scanlines, greedy LZ77 with a bounded hash chain, one dynamic-Huffman
  * block. CAPTCHA images are mostly flat colour, so this lands close to zlib's level-6 size.
+ * (A chunk's CRC-32 is a fixed function of its bytes, so crc32.ts may use zlib's.)
  */
-
-const CRC_TABLE = (() => {
-  const t = new Int32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c;
-  }
-  return t;
-})();
-
-function crc32(buf: Uint8Array, start: number, end: number): number {
-  let c = -1;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
-}
+import { crc32 } from '../crc32.ts';
 
 function adler32(buf: Uint8Array): number {
   let a = 1;
@@ -377,7 +363,7 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   view.setUint32(0, data.length);
   for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
   out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out, 4, 8 + data.length));
+  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
   return out;
 }
 
