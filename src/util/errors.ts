@@ -14,3 +14,8 @@ export class UserError extends Error {
     this.name = 'UserError';
   }
 }
+
+/** The first line of a thrown error's message (or of the thrown value), trimmed. */
+export function firstLine(e: unknown): string {
+  return String(e instanceof Error ? e.message : e).split('\n')[0].trim();
+}
