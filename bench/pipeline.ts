@@ -31,7 +31,8 @@ import sharp from 'sharp';
 import { DEFAULT_LABEL_SPEC } from '../src/data/charset.ts';
 import { loadDataset, type Dataset } from '../src/data/dataset.ts';
 import { BatchStream } from '../src/data/batches.ts';
-import { closeDecodePools, type Decoder } from '../src/data/decode.ts';
+import { closeDecodePools } from '../src/data/decode-pool.ts';
+import type { Decoder } from '../src/data/decoders.ts';
 import { Rng } from '../src/util/rng.ts';
 import { markdownTable, runStart, writeResults } from './lib/results.ts';
 

@@ -20,7 +20,7 @@ import os from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { closeDecodePools } from '../src/data/decode.ts';
+import { closeDecodePools } from '../src/data/decode-pool.ts';
 import { generateDataset } from '../src/data/generate/index.ts';
 import { decodeImageFiles } from '../src/ensemble/images.ts';
 import { loadMember, type Member } from '../src/ensemble/member.ts';

@@ -7,7 +7,7 @@
  *
  * Overlap. The stream keeps `prefetch` batches decoding ahead of the one the consumer holds, so
  * a synchronous train step that blocks the main thread does not stop decoding:
- *  - by default on decode worker threads (decode.ts DecodePool): each worker reads, decodes,
+ *  - by default on decode worker threads (decode-pool.ts): each worker reads, decodes,
  *    converts and writes floats into the batch's shared buffer; the main thread only posts one
  *    message per worker per batch (~10-20 us/image of main-thread time).
  *  - with threads: 0, in-process: decodes are queued on libuv's threadpool before the step
@@ -28,7 +28,9 @@
 import path from 'node:path';
 import { encodeLabel } from './charset.ts';
 import type { Dataset } from './dataset.ts';
-import { CHANNELS, decodeInto, defaultDecodeThreads, sharedDecodePool, type DecodeJob, type DecodePool, type Decoder } from './decode.ts';
+import { defaultDecodeThreads, sharedDecodePool, type DecodeJob, type DecodePool } from './decode-pool.ts';
+import { decodeInto, type Decoder } from './decoders.ts';
+import { CHANNELS } from './pixels.ts';
 import { Rng } from '../util/rng.ts';
 
 export interface Batch {

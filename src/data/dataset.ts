@@ -11,7 +11,7 @@
  * (all problems listed, the first ten in full); with `skipBad` they are skipped and reported in
  * `dataset.skipped`.
  *
- * What "corrupt" costs to find out (see decode.ts; numbers from bench/pipeline.ts):
+ * What "corrupt" costs to find out (see image-check.ts; numbers from bench/pipeline.ts):
  *  - verify 'fast' (default): every file is read once (into the byte cache, which training
  *    then reuses) and checked structurally: PNG chunk CRCs and IEND, JPEG markers through EOI.
  *    This finds truncation and any flipped bit in a PNG. Measured 10-20k images/s with reading
@@ -25,7 +25,8 @@
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { labelProblem, type LabelSpec } from './charset.ts';
-import { ByteCache, checkImage, ImageProblem, verifyDecode } from './decode.ts';
+import { ByteCache } from './byte-cache.ts';
+import { checkImage, ImageProblem, verifyDecode } from './image-check.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';

@@ -11,7 +11,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import { bytesToUnit, CHANNELS, checkImage, decodeInto, ImageProblem } from '../data/decode.ts';
+import { decodeInto } from '../data/decoders.ts';
+import { checkImage, ImageProblem } from '../data/image-check.ts';
+import { bytesToUnit, CHANNELS } from '../data/pixels.ts';
 
 export interface DecodeImageOptions {
   height: number;

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LABEL_SPEC, encodeLabel } from '../../src/data/charset.ts';
 import { loadDataset, type Dataset } from '../../src/data/dataset.ts';
-import { closeDecodePools } from '../../src/data/decode.ts';
+import { closeDecodePools } from '../../src/data/decode-pool.ts';
 import { BatchStream, batchSource, batches, batchesPerEpoch, epochOrder, type Batch } from '../../src/data/batches.ts';
 
 const W = 12;

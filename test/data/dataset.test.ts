@@ -6,7 +6,9 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LABEL_SPEC } from '../../src/data/charset.ts';
 import { loadDataset, splitDataset, type Dataset } from '../../src/data/dataset.ts';
-import { ByteCache, checkImage, decodeInto } from '../../src/data/decode.ts';
+import { ByteCache } from '../../src/data/byte-cache.ts';
+import { decodeInto } from '../../src/data/decoders.ts';
+import { checkImage } from '../../src/data/image-check.ts';
 import { UserError } from '../../src/util/errors.ts';
 
 // Small images keep the tests fast; the size is an option of loadDataset.

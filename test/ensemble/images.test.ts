@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batches } from '../../src/data/batches.ts';
 import { DEFAULT_LABEL_SPEC } from '../../src/data/charset.ts';
 import { loadDataset, type Dataset } from '../../src/data/dataset.ts';
-import { closeDecodePools } from '../../src/data/decode.ts';
+import { closeDecodePools } from '../../src/data/decode-pool.ts';
 import { generateDataset } from '../../src/data/generate/index.ts';
 import { decodeImageFiles } from '../../src/ensemble/images.ts';
 
