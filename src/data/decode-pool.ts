@@ -80,8 +80,8 @@ export class DecodePool {
         new Promise<void>((resolve, reject) => {
           this.waiting.set(id, { resolve, reject, jobs: chunk });
           worker.ref(); // awaited work keeps the process alive
-          const request: DecodeRequest = { type: 'decode', id, buffer: out.buffer as SharedArrayBuffer, width: size.width, height: size.height, jobs: chunk };
-          worker.postMessage(request);
+          const buffer = out.buffer as SharedArrayBuffer;
+          worker.postMessage({ type: 'decode', id, buffer, width: size.width, height: size.height, jobs: chunk } satisfies DecodeRequest);
         }),
       );
     }
@@ -139,8 +139,9 @@ export class DecodePool {
 let shared: DecodePool | null = null;
 
 /**
- * The process's decode pool, made on first use (a worker starts in ~50 ms) and closed after
- * 10 s without work or when the process is about to exit.
+ * The process's decode pool, made on first use (a worker starts in ~50 ms compiled; from src/,
+ * tsx's loader adds a few hundred ms per thread) and closed after 10 s without work or when the
+ * process is about to exit.
  */
 export function sharedDecodePool(threads = defaultDecodeThreads()): DecodePool {
   if (shared && shared.alive && shared.threads === threads) return shared;
