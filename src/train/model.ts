@@ -41,6 +41,15 @@ export interface ModelSpec {
   classes: number;
 }
 
+/**
+ * A seed as TensorFlow.js takes it. Its random ops treat a seed of 0 as no seed at all (they
+ * draw one from Math.random), so trial seed 0 would start its first conv differently in every
+ * process; 0 maps to a value no other layer or step of this code derives.
+ */
+export function tfSeed(seed: number): number {
+  return seed === 0 ? 0x7fffffff : seed;
+}
+
 export function filtersFor(width: number): number[] {
   return BASE_FILTERS.map((f) => Math.max(1, Math.round(f * width)));
 }
@@ -240,7 +249,7 @@ function cnnTrunk(spec: ModelSpec): { input: tfl.SymbolicTensor; pooled: tfl.Sym
       filters,
       kernelSize: [kh, kw],
       padding,
-      kernelInitializer: tfl.initializers.heNormal({ seed: layerSeed++ }),
+      kernelInitializer: tfl.initializers.heNormal({ seed: tfSeed(layerSeed++) }),
       kernelRegularizer: regularizer,
       name,
     };

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import * as tf from './tf.ts';
 import { tfl } from './tf.ts';
 import { fileUrl, loadNamedTensors, registerFileRouter, saveNamedTensors, writeFileAtomic } from './io.ts';
-import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, type ModelSpec } from './model.ts';
+import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, tfSeed, type ModelSpec } from './model.ts';
 import { betterEpoch } from './best-epoch.ts';
 import { resolveParams, type TrainParams } from './params.ts';
 
@@ -218,7 +218,7 @@ function dropoutLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
 function seedDropout(layers: tfl.layers.Layer[], seed: number, phase: Phase, step: number): void {
   const base = (seed * 7919 + (phase === 'gru' ? 1 : 0) * 104729 + step * 31) >>> 0;
   layers.forEach((l, i) => {
-    (l as unknown as { seed: number }).seed = base + i;
+    (l as unknown as { seed: number }).seed = tfSeed(base + i);
   });
 }
 

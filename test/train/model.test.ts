@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../src/train/tf.ts';
 import '@tensorflow/tfjs-backend-cpu';
-import { InputConv2D, buildGruModel, buildPretrainModel, copyTrunkWeights, filtersFor, forwardMacs, isTrunkLayer, type ModelSpec } from '../../src/train/model.ts';
+import { InputConv2D, buildGruModel, buildPretrainModel, copyTrunkWeights, filtersFor, forwardMacs, isTrunkLayer, tfSeed, type ModelSpec } from '../../src/train/model.ts';
 
 const spec: ModelSpec = { kernel_size: 3, alpha: 1e-4, dropout: 0.2, width: 1, seed: 3, height: 60, imageWidth: 200, length: 6, classes: 36 };
 
@@ -74,6 +74,19 @@ describe('the report model', () => {
 
   it('refuses a first conv with an activation it would not apply', () => {
     expect(() => new InputConv2D({ filters: 2, kernelSize: 3, activation: 'relu' })).toThrow(/linear, channels-last/);
+  });
+
+  it('starts from the same weights for the same seed, seed 0 included (TensorFlow.js takes 0 for no seed)', () => {
+    for (const seed of [0, 1]) {
+      const [a, b] = [buildGruModel({ ...spec, width: 0.0625, seed }), buildGruModel({ ...spec, width: 0.0625, seed })];
+      const wa = a.getWeights();
+      const wb = b.getWeights();
+      wa.forEach((w, i) => expect(Buffer.from((w.dataSync() as Float32Array).buffer).equals(Buffer.from((wb[i]!.dataSync() as Float32Array).buffer)), a.weights[i]!.name).toBe(true));
+      a.dispose();
+      b.dispose();
+    }
+    expect(tfSeed(0)).not.toBe(0);
+    expect(tfSeed(7000)).toBe(7000);
   });
 
   it('copies the pretrained trunk into the GRU model', () => {
