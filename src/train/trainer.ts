@@ -252,7 +252,7 @@ function imageTensor(x: Float32Array, n: number, shape: TrainInput['shape']): tf
   return tf.tensor4d(x, [n, shape.height, shape.width, 3]);
 }
 
-class Trial {
+class TrainingRun {
   private readonly spec: ModelSpec;
   private readonly micro: number;
   private readonly ckptRoot: string;
@@ -696,5 +696,5 @@ class Trial {
 
 /** Trains one trial into `outDir`, resuming from its last checkpoint when there is one. */
 export async function trainTrial(input: TrainInput): Promise<TrialResult> {
-  return new Trial(input).run();
+  return new TrainingRun(input).run();
 }
