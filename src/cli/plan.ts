@@ -3,7 +3,7 @@
  * touches no Redis and no database, so it is safe to run anywhere before `sweep launch`.
  */
 import type { CommandModule } from 'yargs';
-import { expandSweep, type Trial } from '../scheduler/expand.ts';
+import { expandSweep, type PlannedTrial } from '../scheduler/expand.ts';
 import { leaves } from '../sweep/space.ts';
 import { loadSweepFile, type SweepSpec } from '../sweep/index.ts';
 
@@ -29,7 +29,7 @@ const plan: CommandModule<object, PlanArgs> = {
 
 export default plan;
 
-export function planJson(spec: SweepSpec, trials: Trial[]): string {
+export function planJson(spec: SweepSpec, trials: PlannedTrial[]): string {
   const body = {
     sweep: spec.name,
     method: spec.method,
@@ -40,7 +40,7 @@ export function planJson(spec: SweepSpec, trials: Trial[]): string {
 }
 
 /** Columns for the swept (non-constant) parameters; everything else on one `fixed:` line. */
-export function planTable(spec: SweepSpec, trials: Trial[]): string {
+export function planTable(spec: SweepSpec, trials: PlannedTrial[]): string {
   const swept = leaves(spec.parameters)
     .filter((l) => l.spec.distribution !== 'constant')
     .map((l) => l.path);

@@ -9,7 +9,7 @@ import { trialId, type TrialParams } from './trial-id.ts';
 
 export type { TrialParams } from './trial-id.ts';
 
-export interface Trial {
+export interface PlannedTrial {
   /** trialId(sweep name, params, seed): database key and BullMQ job id. */
   id: string;
   /** Position in the expansion (grid order, or random draw order). */
@@ -21,7 +21,7 @@ export interface Trial {
 }
 
 /** Grid (first run_cap points when set) or random (run_cap draws), with ids. */
-export function expandSweep(spec: SweepSpec): Trial[] {
+export function expandSweep(spec: SweepSpec): PlannedTrial[] {
   const swept = spec.method === 'grid' ? expandGrid(spec, spec.run_cap) : sampleRandom(spec);
   const defaults = trainHyperparameters(spec.train);
   return swept.map((values, index) => {

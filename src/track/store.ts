@@ -19,7 +19,7 @@
 import { statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Prisma, type PrismaClient, type TrialStatus } from '../infra/db.ts';
-import type { Trial as ExpandedTrial } from '../scheduler/expand.ts';
+import type { PlannedTrial } from '../scheduler/expand.ts';
 import type { SweepSpec } from '../sweep/schema.ts';
 import type { TrialResult } from '../train/trainer.ts';
 import { upsertMetrics } from './ingest.ts';
@@ -83,7 +83,7 @@ export async function saveSweep(prisma: PrismaClient, spec: SweepSpec, storedSpe
  * trials this is several times faster than createMany, whose cost grows with the number of
  * bind parameters it builds.
  */
-export async function insertTrials(prisma: PrismaClient, sweepId: string, trials: readonly ExpandedTrial[]): Promise<number> {
+export async function insertTrials(prisma: PrismaClient, sweepId: string, trials: readonly PlannedTrial[]): Promise<number> {
   let created = 0;
   for (let i = 0; i < trials.length; i += INSERT_CHUNK) {
     const chunk = trials.slice(i, i + INSERT_CHUNK);

@@ -2,7 +2,7 @@
  * One trial: pretrain the CNN, then train the CNN+GRU from its conv weights, keep each
  * phase's best weights (by val sequence accuracy, then character accuracy, then loss: see
  * best-epoch.ts), stop early on patience, and write the final model, metrics and
- * per-character probabilities.
+ * per-character probabilities (outputs.ts). Checkpoints are checkpoint.ts's.
  *
  * The loop is written out (not `model.fit`) because it must accumulate gradients over
  * micro-batches (the wasm heap cannot hold the full model at batch 32), checkpoint the
@@ -12,55 +12,17 @@
  * (seed, step); the optimizer state is saved exactly. A trial killed after epoch e and
  * resumed runs epochs e+1.. exactly as an uninterrupted run would.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import * as tf from './tf.ts';
 import { tfl } from './tf.ts';
-import { fileUrl, loadNamedTensors, registerFileRouter, saveNamedTensors, writeFileAtomic } from './io.ts';
+import { registerFileRouter } from './io.ts';
 import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, tfSeed, type ModelSpec } from './model.ts';
 import { betterEpoch } from './best-epoch.ts';
-import { resolveParams, type TrainParams } from './params.ts';
+import type { TrainParams } from './params.ts';
+import { Checkpoints, freshState } from './checkpoint.ts';
+import { writeOutputs } from './outputs.ts';
+import type { EpochMetrics, EvalMetrics, Phase, TrainBatch, TrainerState, TrainSet, TrialResult } from './types.ts';
 
-export type Phase = 'pretrain' | 'gru';
-
-export interface TrainBatch {
-  /** n images, NHWC float32 in [0, 1]. */
-  x: Float32Array;
-  /** n * length class indices. */
-  y: Int32Array;
-  n: number;
-}
-
-/** What the trainer needs from a dataset. */
-export interface TrainSet {
-  readonly size: number;
-  /** One epoch of batches; when shuffled, the order is a pure function of (seed, epoch). */
-  batches(o: { batchSize: number; shuffle: boolean; seed: number; epoch: number; dropRemainder?: boolean }): AsyncIterable<TrainBatch>;
-  /** Per-item file names and labels, in unshuffled order (saved with predictions). */
-  readonly files: readonly string[];
-  readonly labels: readonly string[];
-}
-
-export interface EpochMetrics {
-  phase: Phase;
-  epoch: number;
-  loss: number;
-  char_acc: number;
-  seq_acc: number;
-  val_loss: number;
-  val_char_acc: number;
-  val_seq_acc: number;
-  /** Validation accuracy of each character position (head); shows which positions are learned. */
-  val_char_acc_by_position: number[];
-  /** The learning rate this epoch trained with at its first step (lr * lr_decay^epoch, times the cosine factor with lr_cosine). */
-  lr: number;
-  /** Present when `testEveryEpoch` is set (benchmarks: accuracy against time). */
-  test_loss?: number;
-  test_char_acc?: number;
-  test_seq_acc?: number;
-  images_per_s: number;
-  seconds: number;
-}
+export type { EpochMetrics, EvalMetrics, Phase, TrainBatch, TrainSet, TrialResult } from './types.ts';
 
 export interface BatchProgress {
   phase: Phase;
@@ -97,31 +59,6 @@ export interface TrainInput {
   testEveryEpoch?: boolean;
 }
 
-export interface EvalMetrics {
-  loss: number;
-  char_acc: number;
-  seq_acc: number;
-  char_acc_by_position: number[];
-}
-
-export interface TrialResult {
-  val_seq_acc: number;
-  val_char_acc: number;
-  val_loss: number;
-  test_seq_acc: number | null;
-  test_char_acc: number | null;
-  test_loss: number | null;
-  backend: string;
-  images_per_s: number;
-  seconds: number;
-  parameter_count: number;
-  best: Partial<Record<Phase, { epoch: number; val_seq_acc: number; val_loss: number }>>;
-  epochs_run: Record<Phase, number>;
-  model_dir: string;
-  predictions: { val: string; test: string | null };
-  params: TrainParams;
-}
-
 export class DivergedError extends Error {
   constructor(readonly phase: Phase, readonly epoch: number, readonly loss: number) {
     super(`training diverged: loss ${loss} in ${phase} epoch ${epoch + 1}`);
@@ -134,41 +71,6 @@ export class TrainingAborted extends Error {
     super(`training stopped after ${phase} epoch ${epoch + 1} (checkpointed)`);
     this.name = 'TrainingAborted';
   }
-}
-
-interface BestRecord {
-  epoch: number;
-  val_seq_acc: number;
-  val_char_acc?: number;
-  val_loss: number;
-  dir: string;
-}
-
-/** Everything needed to resume; written atomically after every epoch. */
-interface TrainerState {
-  version: 1;
-  params: TrainParams;
-  phase: Phase | 'done';
-  /** Next epoch to run in `phase`. */
-  epoch: number;
-  /** Optimizer steps taken in `phase` (dropout seeds derive from it). */
-  step: number;
-  /** Epochs since the phase's best. */
-  sinceBest: number;
-  best: Partial<Record<Phase, BestRecord>>;
-  history: EpochMetrics[];
-  /** Directory (under checkpoints/) holding the model and optimizer to resume from. */
-  checkpoint: string | null;
-  /** Adam's running beta powers, restored exactly (recomputing them rounds differently). */
-  adamBetaPowers: [number, number] | null;
-  trainSeconds: number;
-  trainImages: number;
-}
-
-const STATE_FILE = 'state.json';
-
-function sameParams(a: TrainParams, b: TrainParams): boolean {
-  return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 }
 
 export function microBatchFor(params: TrainParams, backend: string): number {
@@ -252,10 +154,10 @@ function imageTensor(x: Float32Array, n: number, shape: TrainInput['shape']): tf
   return tf.tensor4d(x, [n, shape.height, shape.width, 3]);
 }
 
-class Trial {
+class TrainingRun {
   private readonly spec: ModelSpec;
   private readonly micro: number;
-  private readonly ckptRoot: string;
+  private readonly checkpoints: Checkpoints;
   private state!: TrainerState;
 
   constructor(private readonly input: TrainInput) {
@@ -274,59 +176,17 @@ class Trial {
       classes: shape.classes,
     };
     this.micro = microBatchFor(params, backend);
-    this.ckptRoot = join(input.outDir, 'checkpoints');
+    this.checkpoints = new Checkpoints(input.outDir);
   }
 
   private log(msg: string): void {
     this.input.events?.log?.(msg);
   }
 
-  private loadState(): TrainerState | null {
-    const path = join(this.ckptRoot, STATE_FILE);
-    if (!existsSync(path)) return null;
-    const state = JSON.parse(readFileSync(path, 'utf8')) as TrainerState;
-    // A parameter added since the checkpoint was written takes its default, which is the
-    // behaviour the checkpoint was trained with.
-    state.params = resolveParams(state.params, path);
-    if (!sameParams(state.params, this.input.params)) {
-      throw new Error(`${this.input.outDir} holds a checkpoint of a trial with other parameters; use another --out`);
-    }
-    return state;
-  }
-
-  private freshState(): TrainerState {
-    return {
-      version: 1,
-      params: this.input.params,
-      phase: this.input.params.pretrain_epochs > 0 ? 'pretrain' : 'gru',
-      epoch: 0,
-      step: 0,
-      sinceBest: 0,
-      best: {},
-      history: [],
-      checkpoint: null,
-      adamBetaPowers: null,
-      trainSeconds: 0,
-      trainImages: 0,
-    };
-  }
-
-  private async writeState(): Promise<void> {
-    writeFileAtomic(join(this.ckptRoot, STATE_FILE), JSON.stringify(this.state, null, 1));
-    // Directories no longer referenced by the state are garbage once the state is durable.
-    const keep = new Set([this.state.checkpoint, ...Object.values(this.state.best).map((b) => b?.dir)]);
-    for (const entry of readdirSync(this.ckptRoot)) {
-      if (entry !== STATE_FILE && !keep.has(entry) && !entry.startsWith('.')) {
-        rmSync(join(this.ckptRoot, entry), { recursive: true, force: true });
-      }
-    }
-  }
-
   async run(): Promise<TrialResult> {
     registerFileRouter();
-    mkdirSync(this.ckptRoot, { recursive: true });
-    const resumed = this.loadState();
-    this.state = resumed ?? this.freshState();
+    const resumed = this.checkpoints.open(this.input.params);
+    this.state = resumed ?? freshState(this.input.params);
     if (resumed) {
       this.log(`resuming from ${resumed.phase} epoch ${resumed.epoch + 1} (checkpoint ${resumed.checkpoint ?? 'none'})`);
       if (resumed.history.length) await this.input.events?.resumed?.(resumed.history);
@@ -346,13 +206,13 @@ class Trial {
       this.state.sinceBest = 0;
       this.state.checkpoint = null;
       this.state.adamBetaPowers = null;
-      await this.writeState();
+      await this.checkpoints.writeState(this.state);
     }
     if (this.state.phase === 'gru') {
       const model = buildGruModel(this.spec);
       try {
         if (this.state.checkpoint === null && this.state.best.pretrain) {
-          const pre = await this.loadModel(this.state.best.pretrain.dir);
+          const pre = await this.checkpoints.loadModel(this.state.best.pretrain.dir);
           const copied = copyTrunkWeights(pre, model);
           pre.dispose();
           this.log(`gru: copied ${copied} conv/BN layers from pretrain epoch ${this.state.best.pretrain.epoch + 1}`);
@@ -364,13 +224,9 @@ class Trial {
       this.state.phase = 'done';
       this.state.checkpoint = null;
       this.state.adamBetaPowers = null;
-      await this.writeState();
+      await this.checkpoints.writeState(this.state);
     }
     return this.finish();
-  }
-
-  private async loadModel(dir: string): Promise<tfl.LayersModel> {
-    return tfl.loadLayersModel(fileUrl(join(this.ckptRoot, dir, 'model.json')));
   }
 
   private async runPhase(phase: Phase, model: tfl.LayersModel, epochs: number): Promise<void> {
@@ -385,23 +241,7 @@ class Trial {
 
   private async trainEpochs(phase: Phase, model: tfl.LayersModel, optimizer: tf.Optimizer, epochs: number): Promise<void> {
     const { params, data, events, signal, shape } = this.input;
-    if (this.state.checkpoint) {
-      const dir = join(this.ckptRoot, this.state.checkpoint);
-      const saved = await this.loadModel(this.state.checkpoint);
-      model.setWeights(saved.getWeights());
-      saved.dispose();
-      const state = loadNamedTensors(dir, 'optimizer');
-      await optimizer.setWeights(state); // copies them into variables of its own
-      tf.dispose(state.map((t) => t.tensor));
-      if (this.state.adamBetaPowers) {
-        const [b1, b2] = this.state.adamBetaPowers;
-        const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
-        tf.tidy(() => {
-          adam.accBeta1.assign(tf.scalar(b1));
-          adam.accBeta2.assign(tf.scalar(b2));
-        });
-      }
-    }
+    if (this.state.checkpoint) await this.checkpoints.restore(this.state.checkpoint, this.state.adamBetaPowers, model, optimizer);
     // Head and GRU variables first: Adam keys its moments by position, and freezing the CNN
     // drops the trailing (trunk) variables without shifting the others.
     const trainable = model.trainableWeights;
@@ -466,13 +306,9 @@ class Trial {
       this.state.history.push(m);
 
       // Checkpoint: weights + optimizer into a new directory, then the state that points to it.
-      const ckDir = `${phase}-e${String(epoch + 1).padStart(4, '0')}`;
-      await model.save(fileUrl(join(this.ckptRoot, ckDir)));
-      const optimizerState = await optimizer.getWeights();
-      await saveNamedTensors(join(this.ckptRoot, ckDir), 'optimizer', optimizerState);
-      optimizerState[0].tensor.dispose(); // the iteration count, made for the call; the rest are the optimizer's own
-      const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
-      this.state.adamBetaPowers = [adam.accBeta1.dataSync()[0], adam.accBeta2.dataSync()[0]];
+      const saved = await this.checkpoints.save(phase, epoch, model, optimizer);
+      const ckDir = saved.dir;
+      this.state.adamBetaPowers = saved.adamBetaPowers;
       const best = this.state.best[phase];
       if (betterEpoch(m, best)) {
         this.state.best[phase] = { epoch, val_seq_acc: m.val_seq_acc, val_char_acc: m.val_char_acc, val_loss: m.val_loss, dir: ckDir };
@@ -482,8 +318,8 @@ class Trial {
       }
       this.state.checkpoint = ckDir;
       this.state.epoch = epoch + 1;
-      await this.writeState();
-      await events?.checkpoint?.({ phase, epoch, dir: join(this.ckptRoot, ckDir) });
+      await this.checkpoints.writeState(this.state);
+      await events?.checkpoint?.({ phase, epoch, dir: this.checkpoints.path(ckDir) });
       await events?.epochEnd?.(m, this.state.history.length - 1);
       if (signal?.aborted) throw new TrainingAborted(phase, epoch);
     }
@@ -639,62 +475,16 @@ class Trial {
     const finalPhase: Phase = this.state.best.gru ? 'gru' : 'pretrain';
     const best = this.state.best[finalPhase];
     if (!best) throw new Error('no epoch was trained: pretrain_epochs and gru_epochs are both 0');
-    const model = await this.loadModel(best.dir);
+    const model = await this.checkpoints.loadModel(best.dir);
     try {
-      return await this.writeOutputs(model);
+      return await writeOutputs(this.input, this.state, model, (m, set, probs) => this.evaluate(m, set, probs));
     } finally {
       model.dispose();
     }
-  }
-
-  /** The final model, predictions, history and result of a finished trial. */
-  private async writeOutputs(model: tfl.LayersModel): Promise<TrialResult> {
-    const { data, shape, outDir, params, backend } = this.input;
-    const modelDir = join(outDir, 'model');
-    await model.save(fileUrl(modelDir));
-
-    const predDir = join(outDir, 'predictions');
-    const per = shape.length * shape.classes;
-    const savePredictions = async (name: string, set: TrainSet) => {
-      const probs = new Float32Array(set.size * per);
-      const metrics = await this.evaluate(model, set, probs);
-      writeFileAtomic(join(predDir, `${name}.probs.f32`), new Uint8Array(probs.buffer));
-      writeFileAtomic(
-        join(predDir, `${name}.json`),
-        JSON.stringify({ shape: [set.size, shape.length, shape.classes], files: set.files, labels: set.labels, metrics }),
-      );
-      return { metrics, path: join(predDir, `${name}.probs.f32`) };
-    };
-    const val = await savePredictions('val', data.val);
-    const test = data.test ? await savePredictions('test', data.test) : null;
-    const epochsRun = { pretrain: 0, gru: 0 };
-    for (const h of this.state.history) epochsRun[h.phase]++;
-    const result: TrialResult = {
-      val_seq_acc: val.metrics.seq_acc,
-      val_char_acc: val.metrics.char_acc,
-      val_loss: val.metrics.loss,
-      test_seq_acc: test?.metrics.seq_acc ?? null,
-      test_char_acc: test?.metrics.char_acc ?? null,
-      test_loss: test?.metrics.loss ?? null,
-      backend,
-      images_per_s: this.state.trainSeconds > 0 ? this.state.trainImages / this.state.trainSeconds : 0,
-      seconds: this.state.history.reduce((s, h) => s + h.seconds, 0),
-      parameter_count: model.countParams(),
-      best: Object.fromEntries(
-        Object.entries(this.state.best).map(([k, v]) => [k, { epoch: v!.epoch, val_seq_acc: v!.val_seq_acc, val_loss: v!.val_loss }]),
-      ),
-      epochs_run: epochsRun,
-      model_dir: modelDir,
-      predictions: { val: val.path, test: test?.path ?? null },
-      params,
-    };
-    writeFileAtomic(join(outDir, 'history.json'), JSON.stringify(this.state.history, null, 1));
-    writeFileAtomic(join(outDir, 'result.json'), JSON.stringify(result, null, 1));
-    return result;
   }
 }
 
 /** Trains one trial into `outDir`, resuming from its last checkpoint when there is one. */
 export async function trainTrial(input: TrainInput): Promise<TrialResult> {
-  return new Trial(input).run();
+  return new TrainingRun(input).run();
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expandSweep, type Trial } from '../../src/scheduler/expand.ts';
+import { expandSweep, type PlannedTrial } from '../../src/scheduler/expand.ts';
 import { expandGrid } from '../../src/scheduler/grid.ts';
 import { gridSize } from '../../src/sweep/space.ts';
 import { sampleRandom, sampleTrial } from '../../src/scheduler/random.ts';
@@ -8,7 +8,7 @@ import { quantize } from '../../src/sweep/distributions.ts';
 import { loadSweepFile, parseSweep, type SweepSpec } from '../../src/sweep/index.ts';
 
 const sweep = (...ls: string[]): SweepSpec => parseSweep(ls.join('\n') + '\n', 'sweeps/t.yaml');
-const ids = (ts: Trial[]) => ts.map((t) => t.id);
+const ids = (ts: PlannedTrial[]) => ts.map((t) => t.id);
 
 describe('grid', () => {
   it('is the full product, parameters in sorted key order, the last varying fastest', () => {
