@@ -185,7 +185,7 @@ class TrainingRun {
 
   async run(): Promise<TrialResult> {
     registerFileRouter();
-    const resumed = this.checkpoints.open(this.input.params);
+    const resumed = this.checkpoints.open(this.input.params, (m) => this.log(m));
     this.state = resumed ?? freshState(this.input.params);
     if (resumed) {
       this.log(`resuming from ${resumed.phase} epoch ${resumed.epoch + 1} (checkpoint ${resumed.checkpoint ?? 'none'})`);
@@ -205,6 +205,7 @@ class TrainingRun {
       this.state.step = 0;
       this.state.sinceBest = 0;
       this.state.checkpoint = null;
+      this.state.previous = null;
       this.state.adamBetaPowers = null;
       await this.checkpoints.writeState(this.state);
     }
@@ -223,6 +224,7 @@ class TrainingRun {
       }
       this.state.phase = 'done';
       this.state.checkpoint = null;
+      this.state.previous = null;
       this.state.adamBetaPowers = null;
       await this.checkpoints.writeState(this.state);
     }
@@ -316,8 +318,10 @@ class TrainingRun {
       } else {
         this.state.sinceBest++;
       }
+      this.state.previous = this.state.checkpoint;
       this.state.checkpoint = ckDir;
       this.state.epoch = epoch + 1;
+      this.checkpoints.seal(ckDir, this.state);
       await this.checkpoints.writeState(this.state);
       await events?.checkpoint?.({ phase, epoch, dir: this.checkpoints.path(ckDir) });
       await events?.epochEnd?.(m, this.state.history.length - 1);

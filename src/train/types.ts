@@ -94,6 +94,8 @@ export interface TrainerState {
   history: EpochMetrics[];
   /** Directory (under checkpoints/) holding the model and optimizer to resume from. */
   checkpoint: string | null;
+  /** The checkpoint before it in the same phase, kept to fall back to if `checkpoint` is damaged. */
+  previous?: string | null;
   /** Adam's running beta powers, restored exactly (recomputing them rounds differently). */
   adamBetaPowers: [number, number] | null;
   trainSeconds: number;

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -208,5 +208,66 @@ describe('trainer', () => {
     await expect(
       trainTrial({ params: tiny({ pretrain_epochs: 2, gru_epochs: 2, lr: 0.01 }), backend, data, shape, outDir: join(root, 'straight') }),
     ).rejects.toThrow(/other parameters/);
+  });
+
+  describe('a damaged checkpoint', () => {
+    // Three pretrain epochs and one GRU epoch; stopped after pretrain epoch 2, whose checkpoint
+    // is then damaged: the trial resumes from epoch 1's and ends exactly as an undisturbed run.
+    const params = tiny({ pretrain_epochs: 3, gru_epochs: 1, seed: 0 });
+    let straight: Promise<{ weights: Buffer; history: EpochMetrics[] }> | undefined;
+    const undisturbed = () =>
+      (straight ??= (async () => {
+        const history: EpochMetrics[] = [];
+        const out = join(root, 'undamaged');
+        await trainTrial({ params, backend, data, shape, outDir: out, events: { epochEnd: (m) => void history.push(m) } });
+        return { weights: readFileSync(join(out, 'model', 'weights.bin')), history };
+      })());
+
+    it.each([
+      ['a truncated weights file', (dir: string) => truncateSync(join(dir, 'weights.bin'), 10), /weights\.bin: 10 bytes where \d+ were written/],
+      ['a flipped byte', (dir: string) => {
+        const f = join(dir, 'optimizer.bin');
+        const b = readFileSync(f);
+        b[b.length >> 1] ^= 0x01;
+        writeFileSync(f, b);
+      }, /optimizer\.bin: its contents changed since it was written/],
+      ['a missing file', (dir: string) => unlinkSync(join(dir, 'model.json')), /model\.json: missing/],
+    ])('%s: falls back to the previous good checkpoint and ends with the same weights', async (name, damage, problem) => {
+      const out = join(root, `damaged-${name.replace(/\W+/g, '-')}`);
+      for (let stopAfter = 0; stopAfter < 2; stopAfter++) {
+        const controller = new AbortController();
+        await expect(trainTrial({ params, backend, data, shape, outDir: out, signal: controller.signal, events: { epochEnd: () => controller.abort() } })).rejects.toBeInstanceOf(
+          TrainingAborted,
+        );
+      }
+      const state = JSON.parse(readFileSync(join(out, 'checkpoints', 'state.json'), 'utf8')) as { checkpoint: string; previous: string };
+      expect([state.checkpoint, state.previous]).toEqual(['pretrain-e0002', 'pretrain-e0001']);
+      damage(join(out, 'checkpoints', 'pretrain-e0002'));
+
+      const logs: string[] = [];
+      const resumedHistory: EpochMetrics[] = [];
+      await trainTrial({ params, backend, data, shape, outDir: out, events: { log: (m) => void logs.push(m), resumed: (h) => void resumedHistory.push(...h) } });
+      expect(logs.find((l) => l.startsWith('checkpoint pretrain-e0002 is damaged'))).toMatch(problem);
+      expect(logs.find((l) => l.startsWith('checkpoint pretrain-e0002 is damaged'))).toMatch(/moved aside to .*\.damaged-pretrain-e0002-/);
+      expect(logs).toContain('resuming from the latest intact checkpoint, pretrain-e0001 (1 epoch(s) kept)');
+      expect(resumedHistory).toHaveLength(1);
+      // Kept for inspection.
+      expect(readdirSync(join(out, 'checkpoints')).some((e) => e.startsWith('.damaged-pretrain-e0002-'))).toBe(true);
+      const ref = await undisturbed();
+      const history = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8')) as EpochMetrics[];
+      expect(stable(history)).toEqual(stable(ref.history));
+      expect(readFileSync(join(out, 'model', 'weights.bin')).equals(ref.weights)).toBe(true);
+    });
+
+    it('with no intact checkpoint left, starts the trial again and says so', async () => {
+      const out = join(root, 'damaged-all');
+      const controller = new AbortController();
+      await expect(trainTrial({ params, backend, data, shape, outDir: out, signal: controller.signal, events: { epochEnd: () => controller.abort() } })).rejects.toBeInstanceOf(TrainingAborted);
+      truncateSync(join(out, 'checkpoints', 'pretrain-e0001', 'weights.bin'), 0);
+      const logs: string[] = [];
+      await trainTrial({ params, backend, data, shape, outDir: out, events: { log: (m) => void logs.push(m) } });
+      expect(logs).toContain('no intact checkpoint is left: the trial starts again from its first epoch');
+      expect(readFileSync(join(out, 'model', 'weights.bin')).equals((await undisturbed()).weights)).toBe(true);
+    });
   });
 });
