@@ -11,6 +11,7 @@
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { checkFiles, describeProblems } from '../train/integrity.ts';
 import type { PrismaClient } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
@@ -38,7 +39,11 @@ export interface ExportPlan {
 export function locateModel(m: Pick<ExportMember, 'trialId' | 'recorded'>, env: Env = process.env): string {
   const candidates = [...new Set([...m.recorded, path.join(trialDir(m.trialId, env), 'model')])];
   const found = candidates.find((d) => existsSync(path.join(d, 'model.json')));
-  if (found) return found;
+  if (found) {
+    const problems = checkFiles(found, ['model.json', 'weights.bin']);
+    if (problems.length) throw new UserError(`trial ${m.trialId}: its model in ${found} is damaged: ${describeProblems(problems)}`);
+    return found;
+  }
   throw new UserError(
     `trial ${m.trialId}: its model is not on this machine (looked at ${candidates.join(', ')}). ` +
       'Run the export where the trial trained, or point SWEEP_ARTIFACTS at the storage the workers share',

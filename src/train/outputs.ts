@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { tfl } from './tf.ts';
 import { fileUrl, writeFileAtomic } from './io.ts';
+import { writeFileList } from './integrity.ts';
 import type { TrainParams } from './params.ts';
 import type { EvalMetrics, TrainerState, TrainSet, TrialResult } from './types.ts';
 
@@ -69,6 +70,9 @@ export async function writeOutputs(input: OutputInput, state: TrainerState, mode
     predictions: { val: val.path, test: test?.path ?? null },
     params,
   };
+  // Export, predict and backfill check these before they read the files.
+  writeFileList(modelDir);
+  writeFileList(join(outDir, 'predictions'));
   writeFileAtomic(join(outDir, 'history.json'), JSON.stringify(state.history, null, 1));
   writeFileAtomic(join(outDir, 'result.json'), JSON.stringify(result, null, 1));
   return result;

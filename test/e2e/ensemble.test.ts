@@ -3,7 +3,7 @@
  * then `sweep ensemble build`, `export`, `predict` and `eval` as subprocesses, against real
  * Redis and Postgres.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createCanvas } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -191,5 +191,16 @@ describe('ensembles of a finished sweep', () => {
     expect(await storedPredictions('test')).toHaveLength(3);
     expect((await runCli(['ensemble', 'build', SWEEP], t.env)).code).toBe(0);
     expect(existsSync(path.join(t.dir, 'reader-one', 'manifest.json'))).toBe(true);
+  });
+
+  it('refuses to export a trial whose model was damaged on disk, naming the file', async () => {
+    const [one] = await storedPredictions('val');
+    const weights = path.join(t.home, 'trials', one!.trialId, 'model', 'weights.bin');
+    expect(existsSync(path.join(t.home, 'trials', one!.trialId, 'model', 'files.json'))).toBe(true);
+    truncateSync(weights, 100);
+    const r = await runCli(['export', one!.trialId, '--out', path.join(t.dir, 'reader-damaged')], t.env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`its model in ${path.dirname(weights)} is damaged: ${weights}: 100 bytes where`);
+    expect(existsSync(path.join(t.dir, 'reader-damaged'))).toBe(false);
   });
 });
