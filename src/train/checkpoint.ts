@@ -60,6 +60,11 @@ export function freshState(params: TrainParams): TrainerState {
   };
 }
 
+/** The directory of `phase` epoch `epoch`'s checkpoint (0-based epoch): `pretrain-e0001`. */
+export function checkpointName(phase: Phase, epoch: number): string {
+  return `${phase}-e${String(epoch + 1).padStart(4, '0')}`;
+}
+
 export class Checkpoints {
   readonly root: string;
 
@@ -158,6 +163,11 @@ export class Checkpoints {
     }
   }
 
+  /** Removes checkpoint `name`, half-written by a failed save (never one the state names). */
+  discard(name: string): void {
+    rmSync(join(this.root, name), { recursive: true, force: true });
+  }
+
   /** Records `dir`'s files and its copy of `state` (the state that will point to it). */
   seal(dir: string, state: TrainerState): void {
     writeFileAtomic(join(this.root, dir, STATE_FILE), JSON.stringify(state));
@@ -180,7 +190,7 @@ export class Checkpoints {
    * returns its name and Adam's beta powers, for the state that will point to it.
    */
   async save(phase: Phase, epoch: number, model: tfl.LayersModel, optimizer: tf.Optimizer): Promise<{ dir: string; adamBetaPowers: [number, number] }> {
-    const dir = `${phase}-e${String(epoch + 1).padStart(4, '0')}`;
+    const dir = checkpointName(phase, epoch);
     await model.save(fileUrl(join(this.root, dir)));
     const optimizerState = await optimizer.getWeights();
     await saveNamedTensors(join(this.root, dir), 'optimizer', optimizerState);

@@ -18,7 +18,8 @@ import { registerFileRouter } from './io.ts';
 import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, tfSeed, type ModelSpec } from './model.ts';
 import { betterEpoch } from './best-epoch.ts';
 import type { TrainParams } from './params.ts';
-import { Checkpoints, freshState } from './checkpoint.ts';
+import { checkpointName, Checkpoints, freshState } from './checkpoint.ts';
+import { diskWaitSeconds, writeDurably } from './durable-write.ts';
 import { writeOutputs } from './outputs.ts';
 import type { EpochMetrics, EvalMetrics, Phase, TrainBatch, TrainerState, TrainSet, TrialResult } from './types.ts';
 
@@ -308,7 +309,14 @@ class TrainingRun {
       this.state.history.push(m);
 
       // Checkpoint: weights + optimizer into a new directory, then the state that points to it.
-      const saved = await this.checkpoints.save(phase, epoch, model, optimizer);
+      // A full disk is waited out (durable-write.ts); the previous checkpoint stays untouched.
+      const durably = <T>(what: string, where: string, write: () => Promise<T> | T, cleanup?: () => void) =>
+        writeDurably(what, write, { waitS: diskWaitSeconds(), log: (msg) => this.log(msg), where, cleanup });
+      const ckName = checkpointName(phase, epoch);
+      const saved = await durably(`checkpoint ${ckName}`, this.checkpoints.path(ckName), () => this.checkpoints.save(phase, epoch, model, optimizer), () => {
+        const named = [this.state.checkpoint, this.state.previous, ...Object.values(this.state.best).map((b) => b?.dir)];
+        if (!named.includes(ckName)) this.checkpoints.discard(ckName);
+      });
       const ckDir = saved.dir;
       this.state.adamBetaPowers = saved.adamBetaPowers;
       const best = this.state.best[phase];
@@ -321,8 +329,11 @@ class TrainingRun {
       this.state.previous = this.state.checkpoint;
       this.state.checkpoint = ckDir;
       this.state.epoch = epoch + 1;
-      this.checkpoints.seal(ckDir, this.state);
-      await this.checkpoints.writeState(this.state);
+      const sealed = this.state;
+      await durably(`checkpoint ${ckDir}`, this.checkpoints.root, async () => {
+        this.checkpoints.seal(ckDir, sealed);
+        await this.checkpoints.writeState(sealed);
+      });
       await events?.checkpoint?.({ phase, epoch, dir: this.checkpoints.path(ckDir) });
       await events?.epochEnd?.(m, this.state.history.length - 1);
       if (signal?.aborted) throw new TrainingAborted(phase, epoch);

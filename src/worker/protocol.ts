@@ -39,6 +39,8 @@ export type FailureKind =
   | 'diverged'
   /** The sweep's data or parameters cannot work; retrying would fail the same way. */
   | 'bad-input'
+  /** The disk would not take a checkpoint for SWEEP_DISK_WAIT_S (full, failing): transient. */
+  | 'storage'
   /** Anything else; may be transient. */
   | 'error'
   /** The trial process died (killed, out of memory, crashed). */

@@ -18,6 +18,7 @@ import { loadTrialData, toTrainSet } from '../data/trainset.ts';
 import { initBackend } from '../train/backend.ts';
 import { resolveParams } from '../train/params.ts';
 import { DivergedError, TrainingAborted, trainTrial, type EpochMetrics, type TrainerEvents, type TrialResult } from '../train/trainer.ts';
+import { StorageUnavailable } from '../train/durable-write.ts';
 import { UserError } from '../util/errors.ts';
 import { materialize, type DataSource } from './data.ts';
 import type { FailureKind, FromTrial, RunTrial, ToTrial } from './protocol.ts';
@@ -55,6 +56,7 @@ function classify(err: unknown, signal: AbortSignal): FailureKind {
   if (signal.aborted && (err as Error)?.name === 'AbortError') return 'aborted';
   if (err instanceof DivergedError) return 'diverged';
   if (err instanceof UserError) return 'bad-input';
+  if (err instanceof StorageUnavailable) return 'storage';
   return 'error';
 }
 

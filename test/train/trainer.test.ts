@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,8 @@ import { generateDataset } from '../../src/data/generate/index.ts';
 import { toTrainSet } from '../../src/data/trainset.ts';
 import { initBackend } from '../../src/train/backend.ts';
 import { fileUrl } from '../../src/train/io.ts';
+import { StorageUnavailable } from '../../src/train/durable-write.ts';
+import { checkFiles } from '../../src/train/integrity.ts';
 import { betterEpoch } from '../../src/train/best-epoch.ts';
 import { DEFAULT_PARAMS, type TrainParams } from '../../src/train/params.ts';
 import * as tf from '../../src/train/tf.ts';
@@ -268,6 +271,74 @@ describe('trainer', () => {
       await trainTrial({ params, backend, data, shape, outDir: out, events: { log: (m) => void logs.push(m) } });
       expect(logs).toContain('no intact checkpoint is left: the trial starts again from its first epoch');
       expect(readFileSync(join(out, 'model', 'weights.bin')).equals((await undisturbed()).weights)).toBe(true);
+    });
+  });
+
+  describe('a full disk', () => {
+    // The trial's directory on a small tmpfs, filled after the first epoch so that the second
+    // epoch's checkpoint cannot be written. Mounting needs root (as on CI and here).
+    const params = tiny({ pretrain_epochs: 2, gru_epochs: 1, seed: 3 });
+    let mnt = '';
+    let reference: Buffer;
+    const fill = () => {
+      const fd = openSync(join(mnt, 'filler'), 'w');
+      try {
+        const chunk = Buffer.alloc(1 << 20, 1);
+        for (;;) writeSync(fd, chunk);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+      } finally {
+        closeSync(fd);
+      }
+    };
+    beforeAll(async () => {
+      mnt = mkdtempSync(join(tmpdir(), 'sweep-full-'));
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt]);
+      const out = join(root, 'full-reference');
+      await trainTrial({ params, backend, data, shape, outDir: out });
+      reference = readFileSync(join(out, 'model', 'weights.bin'));
+    });
+    afterAll(() => {
+      if (mnt) execFileSync('umount', [mnt]);
+      delete process.env.SWEEP_DISK_WAIT_S;
+    });
+
+    it('waits for space to return, then goes on: the trial ends as an undisturbed run', async () => {
+      process.env.SWEEP_DISK_WAIT_S = '60';
+      const out = join(mnt, 'returns');
+      const logs: string[] = [];
+      let freed = false;
+      await trainTrial({
+        params, backend, data, shape, outDir: out,
+        events: {
+          epochEnd: (_m, step) => void (step === 0 && fill()),
+          log: (m) => {
+            logs.push(m);
+            if (!freed && /ENOSPC/.test(m)) {
+              freed = true;
+              setTimeout(() => rmSync(join(mnt, 'filler')), 1500);
+            }
+          },
+        },
+      });
+      expect(logs.find((l) => /ENOSPC/.test(l))).toMatch(/^checkpoint pretrain-e0002: ENOSPC \(no space left on the device\) writing \/.*sweep-full-\w+\/returns\/checkpoints\/pretrain-e0002; retrying in 1\.0 s \(for up to 60 s\)$/);
+      expect(logs.some((l) => /^checkpoint pretrain-e0002: written after \d+ failed attempt\(s\)$/.test(l))).toBe(true);
+      expect(readFileSync(join(out, 'model', 'weights.bin')).equals(reference)).toBe(true);
+    });
+
+    it('gives up after SWEEP_DISK_WAIT_S with the path that is full; the previous checkpoint stays loadable and the trial resumes to the same end', async () => {
+      process.env.SWEEP_DISK_WAIT_S = '2';
+      const out = join(mnt, 'stays-full');
+      const err = await trainTrial({ params, backend, data, shape, outDir: out, events: { epochEnd: (_m, step) => void (step === 0 && fill()) } }).catch((e) => e);
+      expect(err).toBeInstanceOf(StorageUnavailable);
+      expect((err as Error).message).toMatch(/^cannot write \/.*sweep-full-\w+\/stays-full\/checkpoints\/pretrain-e0002: ENOSPC \(no space left on the device\) for \d+ s; the trial goes back to the queue/);
+      const state = JSON.parse(readFileSync(join(out, 'checkpoints', 'state.json'), 'utf8')) as { checkpoint: string };
+      expect(state.checkpoint).toBe('pretrain-e0001');
+      expect(checkFiles(join(out, 'checkpoints', 'pretrain-e0001'), ['model.json', 'weights.bin'])).toEqual([]);
+      expect(existsSync(join(out, 'checkpoints', 'pretrain-e0002'))).toBe(false); // the half-written one is gone
+      rmSync(join(mnt, 'filler'));
+      await trainTrial({ params, backend, data, shape, outDir: out });
+      expect(readFileSync(join(out, 'model', 'weights.bin')).equals(reference)).toBe(true);
     });
   });
 });
