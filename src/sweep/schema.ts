@@ -290,8 +290,7 @@ export const MetricSchema = mapping(
 export type SweepMetric = Pick<z.output<typeof MetricSchema>, 'name' | 'goal'>;
 export type Goal = SweepMetric['goal'];
 
-/** What ranks trials when the sweep file names no metric: the report's headline number. */
-export const DEFAULT_METRIC: SweepMetric = { name: 'val_seq_acc', goal: 'maximize' };
+export { DEFAULT_METRIC } from './default-metric.ts';
 
 export const EARLY_TERMINATE = {
   /** W&B hyperband: either min_iter, or max_iter with s. */

@@ -32,7 +32,8 @@ export function epochRows(trialId: string, m: EpochMetrics): MetricRow[] {
 }
 
 // The metric's shape and default are the sweep file schema's.
-export { DEFAULT_METRIC, type Goal, type SweepMetric } from '../sweep/schema.ts';
+export { DEFAULT_METRIC } from '../sweep/default-metric.ts';
+export type { Goal, SweepMetric } from '../sweep/schema.ts';
 
 /** True when `a` is better than `b` (a missing `b` is beaten by any number). */
 export function better(goal: Goal, a: number, b: number | null | undefined): boolean {

@@ -13,7 +13,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateDataset } from '../data/generate/index.ts';
 import { sweepHome, type Env } from '../infra/env.ts';
 import { isAlive, readLock, releaseLock, tryAcquire } from '../infra/lockfile.ts';
 import type { DataSourceSpec, GenerateSpec, SweepSpec, TrainDefaults } from '../sweep/schema.ts';
@@ -114,6 +113,8 @@ export async function materialize(s: DataSource, opts: { env?: Env; log?: (msg: 
     const g = s.generate;
     opts.log?.(`generating ${g.count} ${g.style} CAPTCHAs (seed ${g.seed}) into ${dir}`);
     try {
+      // Loaded here: drawing loads the canvas library, which nothing else of this module needs.
+      const { generateDataset } = await import('../data/generate/index.ts');
       const r = await generateDataset({ style: g.style, count: g.count, seed: g.seed, out: tmp, signal: opts.signal });
       renameSync(tmp, dir);
       opts.log?.(`generated ${g.count} images in ${r.seconds.toFixed(1)}s`);
