@@ -12,8 +12,8 @@
  *   4. a trial stopped on request (aborted after its epoch, or killed) stops as it was asked:
  *      cancelled before stopped early before given back (the worker stopping);
  *   5. divergence and bad input end the trial, never retried;
- *   6. anything else (an error, a crash no one asked for) ends the attempt: retried while
- *      attempts are left, `failed` after the last.
+ *   6. anything else (an error, a disk that would not take a checkpoint, a crash no one
+ *      asked for) ends the attempt: retried while attempts are left, `failed` after the last.
  */
 import type { TrialStatus } from '../infra/db.ts';
 import type { StopDecision } from '../scheduler/early-stop.ts';

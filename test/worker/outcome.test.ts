@@ -114,6 +114,13 @@ const rows: Array<[string, OutcomeFacts, OutcomeDecision]> = [
   ['crashed unasked, last attempt', facts(failed('crashed', 'exited'), { attemptsMade: 2 }), {
     action: 'end-attempt', next: 'failed', outcome: 'failed', error: 'exited', message: 'exited', log: 'failed after 3 attempt(s): exited', wandb: 'failed', then: 'retry', healthy: false,
   }],
+  ['disk unavailable (storage), attempts left', facts(failed('storage', 'the disk would not take checkpoint gru-e0003', 'stack')), {
+    action: 'end-attempt', next: 'queued', outcome: 'retry', error: 'the disk would not take checkpoint gru-e0003', message: 'the disk would not take checkpoint gru-e0003',
+    log: 'attempt failed, will retry: the disk would not take checkpoint gru-e0003', wandb: null, then: 'retry', healthy: false,
+  }],
+  ['disk unavailable (storage), last attempt, worker stopping', facts(failed('storage', 'disk full'), { attemptsMade: 2, stopping: true }), {
+    action: 'end-attempt', next: 'failed', outcome: 'failed', error: 'disk full', message: 'disk full', log: 'failed after 3 attempt(s): disk full', wandb: 'failed', then: 'retry', healthy: false,
+  }],
   ['aborted with no reason known, attempts left', facts(failed('aborted', 'training stopped after gru epoch 3 (checkpointed)')), {
     action: 'end-attempt', next: 'queued', outcome: 'retry', error: 'training stopped after gru epoch 3 (checkpointed)', message: 'training stopped after gru epoch 3 (checkpointed)',
     log: 'attempt failed, will retry: training stopped after gru epoch 3 (checkpointed)', wandb: null, then: 'retry', healthy: true,
