@@ -3,12 +3,12 @@
  * the epoch's time at width 0.25.
  *
  *   checkpoint  model weights + Adam state + state.json, written by the trainer after every
- *               epoch (trainer.ts, trainEpochs). The trainer has no event before it saves, so
+ *               epoch (trainer.ts trainEpochs, checkpoint.ts). The trainer has no event before it saves, so
  *               it is timed as: checkpoint event - epoch start - the epoch's `seconds` (training
  *               + validation). The epoch starts when the previous epoch's epochEnd returns (or
  *               at phaseStart), which is exactly where the trainer starts its own clock.
  *   logging     what the worker does with an epoch while the trial process waits for its
- *               `epoch-ack` (runner.ts, worker.ts): the EpochMetrics over IPC (advanced
+ *               `epoch-ack` (runner.ts, attempt.ts): the EpochMetrics over IPC (advanced
  *               serialization, as TrialProcess forks), recordMetrics(epochRows) and the
  *               heartbeat UPDATE at once, the log line, the ack back. A stand-in worker process
  *               (this script with --stand-in) does exactly that against a real database, with
@@ -80,7 +80,7 @@ function earlyTerminate(type: string): EarlyTerminate | null {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The worker stand-in: what worker.ts does with an `epoch` message, on a real database.
+// The worker stand-in: what attempt.ts does with an `epoch` message, on a real database.
 
 async function standIn(): Promise<void> {
   const { openDatabase } = await import('../src/infra/db.ts');
