@@ -52,7 +52,7 @@ describe('sweep launch --workers 2', () => {
         expect(trial.artifacts.map((a) => a.kind).sort()).toEqual(['checkpoint', 'model', 'predictions']);
         for (const a of trial.artifacts) expect(existsSync(a.path)).toBe(true);
         const points = await db.prisma.metricPoint.findMany({ where: { trialId: trial.id } });
-        // One point per (phase, epoch, key): 2 epochs x 8 keys.
+        // One point per (phase, epoch, key): 2 epochs x the 9 epoch keys.
         expect(points).toHaveLength(2 * EPOCH_KEYS.length);
         for (const phase of ['pretrain', 'gru']) {
           expect(points.filter((p) => p.phase === phase && p.epoch === 0).map((p) => p.key).sort()).toEqual([...EPOCH_KEYS].sort());

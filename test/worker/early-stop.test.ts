@@ -4,7 +4,7 @@
  * the reason (metrics and checkpoint kept) and goes on to the next trial. Real processes,
  * Redis and Postgres; the evidence is a finished trial written into the sweep beforehand.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
@@ -51,7 +51,10 @@ describe('early termination in the worker', () => {
       expect(epochs.map((p) => `${p.phase}/${p.epoch}`)).toEqual(['pretrain/0', 'pretrain/1']);
       const checkpoint = done.artifacts.find((a) => a.kind === 'checkpoint');
       expect(checkpoint).toBeDefined();
-      expect(existsSync(path.join(checkpoint!.path, 'state.json')) || existsSync(checkpoint!.path)).toBe(true);
+      // The checkpoint it was stopped at is kept and names its epoch: the second pretrain epoch.
+      const state = JSON.parse(readFileSync(path.join(checkpoint!.path, 'state.json'), 'utf8')) as { phase: string; checkpoint: string };
+      expect(state.checkpoint).toBe('pretrain-e0002');
+      expect(existsSync(path.join(checkpoint!.path, state.checkpoint, 'weights.bin'))).toBe(true);
     }
     expect(w.stderr).toMatch(/2 stopped/);
   });
