@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { openDatabase, type Database } from '../src/infra/db.ts';
 import { launchSweep } from '../src/scheduler/launch.ts';
-import { trialDir } from '../src/worker/data.ts';
+import { trialDir } from '../src/infra/artifacts.ts';
 import { epochRows } from '../src/track/metrics.ts';
 import type { EpochMetrics } from '../src/train/trainer.ts';
 import { tinySweep } from '../support/tiny-sweep.ts';

@@ -27,7 +27,7 @@ import { openDatabase } from '../src/infra/db.ts';
 import { connectRedis } from '../src/infra/redis.ts';
 import { expandSweep } from '../src/scheduler/expand.ts';
 import { launchSweep } from '../src/scheduler/launch.ts';
-import { enqueueTrials, openTrialQueue } from '../src/scheduler/queue.ts';
+import { enqueueTrials, openTrialQueue } from '../src/worker/queue.ts';
 import { loadSweepFile } from '../src/sweep/index.ts';
 import { insertTrials, queuedTrialIds, saveSweep } from '../src/track/store.ts';
 import { markdownTable, runStart, writeResults } from './lib/results.ts';

@@ -6,7 +6,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openDatabase } from '../infra/db.ts';
 import { connectRedis, redisAnswers, resolveRedisUrl } from '../infra/redis.ts';
-import { openTrialQueue, removeTrialJobs } from '../scheduler/queue.ts';
+import { openTrialQueue, removeTrialJobs } from '../worker/queue.ts';
 import { cancelSweep, findSweep } from '../track/store.ts';
 import { UserError } from '../util/errors.ts';
 

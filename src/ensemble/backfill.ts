@@ -9,7 +9,7 @@ import type { Env } from '../infra/env.ts';
 import { PredictionFileError, predictionFilesIn, readPredictionFiles, savePredictions, trialsWithoutPredictions, type PredictionSet } from '../track/predictions.ts';
 import { findSweep } from '../track/store.ts';
 import { UserError } from '../util/errors.ts';
-import { trialDir } from '../worker/data.ts';
+import { trialDir } from '../infra/artifacts.ts';
 
 export interface BackfillResult {
   sweep: string;

@@ -16,7 +16,7 @@ import type { PrismaClient } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
 import { UserError } from '../util/errors.ts';
-import { trialDir } from '../worker/data.ts';
+import { trialDir } from '../infra/artifacts.ts';
 import { findInputShape, MANIFEST_FILE, READER_FORMAT, READER_VERSION, sha256File, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
 import type { EnsembleSummary, MemberScore } from './build.ts';
 

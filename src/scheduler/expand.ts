@@ -5,20 +5,10 @@
 import { trainHyperparameters, type SweepSpec } from '../sweep/schema.ts';
 import { expandGrid } from './grid.ts';
 import { sampleRandom } from './random.ts';
-import { trialId, type TrialParams } from './trial-id.ts';
+import type { PlannedTrial } from '../sweep/planned-trial.ts';
+import { trialId } from './trial-id.ts';
 
-export type { TrialParams } from './trial-id.ts';
-
-export interface PlannedTrial {
-  /** trialId(sweep name, params, seed): database key and BullMQ job id. */
-  id: string;
-  /** Position in the expansion (grid order, or random draw order). */
-  index: number;
-  /** Train-block defaults + swept values; nested groups kept as objects. */
-  params: TrialParams;
-  /** The sweep's seed, unless `seed` is itself a swept parameter. */
-  seed: number;
-}
+export type { PlannedTrial, TrialParams } from '../sweep/planned-trial.ts';
 
 /** Grid (first run_cap points when set) or random (run_cap draws), with ids. */
 export function expandSweep(spec: SweepSpec): PlannedTrial[] {

@@ -35,7 +35,7 @@ import {
 import { dataPlan, missingDirs, withAbsolutePaths } from '../worker/data.ts';
 import type { JobProgress } from '../worker/worker.ts';
 import { expandSweep } from './expand.ts';
-import { enqueueTrials, openTrialQueue } from './queue.ts';
+import { enqueueTrials, openTrialQueue } from '../worker/queue.ts';
 
 export interface LaunchOptions {
   file: string;

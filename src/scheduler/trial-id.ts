@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 import { canonicalJson } from '../util/canonical-json.ts';
 
 /** A trial's parameters as the trainer sees them; nested groups stay nested objects. */
-export type TrialParams = Record<string, unknown>;
+import type { TrialParams } from '../sweep/planned-trial.ts';
+
+export type { TrialParams } from '../sweep/planned-trial.ts';
 
 /** Hex characters kept from the sha256: 80 bits, no collision in any realistic sweep. */
 export const TRIAL_ID_LENGTH = 20;

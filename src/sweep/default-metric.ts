@@ -1,8 +1,7 @@
 /**
  * What ranks trials when the sweep file names no metric: the report's headline number. Apart
  * from schema.ts so that what only reads stored sweeps (`sweep status`) need not load the
- * sweep file's schema.
+ * sweep file's schema. (Its type is schema.ts's SweepMetric, written out to keep the two
+ * files free of a cycle.)
  */
-import type { SweepMetric } from './schema.ts';
-
-export const DEFAULT_METRIC: SweepMetric = { name: 'val_seq_acc', goal: 'maximize' };
+export const DEFAULT_METRIC: { name: string; goal: 'minimize' | 'maximize' } = { name: 'val_seq_acc', goal: 'maximize' };

@@ -1,14 +1,14 @@
 /**
  * The database side of early termination: every trial's sweep-metric history, read in one
  * query, and the decision for one running trial (the rules themselves are pure, in
- * src/scheduler/early-stop.ts).
+ * src/sweep/early-stop.ts).
  *
  * A trial's iterations are its epochs over its phases in order: the pretrain epochs, then the
  * gru epochs (MetricPoint.epoch counts from 0 within a phase). An epoch that did not report the
  * metric is left out, so the later ones move down a place, as W&B skips invalid values.
  */
 import type { PrismaClient } from '../infra/db.ts';
-import { stopRuns, type StopDecision, type TrialHistory, type TrialHistoryStatus } from '../scheduler/early-stop.ts';
+import { stopRuns, type StopDecision, type TrialHistory, type TrialHistoryStatus } from '../sweep/early-stop.ts';
 import type { EarlyTerminate } from '../sweep/schema.ts';
 import type { SweepMetric } from './metrics.ts';
 

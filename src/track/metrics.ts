@@ -8,7 +8,6 @@
 import { leaves } from '../sweep/space.ts';
 import type { Goal, ParamSpec, SweepMetric } from '../sweep/schema.ts';
 import type { EpochMetrics, TrialResult } from '../train/trainer.ts';
-import type { SweepStatus } from './store.ts';
 
 export interface MetricRow {
   trialId: string;
@@ -118,7 +117,7 @@ export function accuracyText(metric: SweepMetric, a: ValAccuracy): string {
 }
 
 /** `best: #index id metric value val_char_acc value` of a sweep that has a best trial, as launch and status print it. */
-export function bestTrial(s: SweepStatus): string {
+export function bestTrial(s: { metric: SweepMetric; best: (ValAccuracy & { index: number; trialId: string; value: number; status: string }) | null }): string {
   const b = s.best!;
   const acc = accuracyText(s.metric, b);
   return `best: #${b.index} ${b.trialId} ${s.metric.name} ${b.value.toFixed(4)}${acc ? ` ${acc}` : ''}${b.status === 'running' ? ' (running)' : ''}`;

@@ -19,7 +19,7 @@
 import { statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Prisma, type PrismaClient, type TrialStatus } from '../infra/db.ts';
-import type { PlannedTrial } from '../scheduler/expand.ts';
+import type { PlannedTrial } from '../sweep/planned-trial.ts';
 import type { SweepSpec } from '../sweep/schema.ts';
 import type { TrialResult } from '../train/trainer.ts';
 import { upsertMetrics } from './ingest.ts';

@@ -9,7 +9,7 @@ import { Prisma, type PrismaClient, type TrialStatus } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import type { SweepSpec } from '../sweep/schema.ts';
 import { UserError } from '../util/errors.ts';
-import { trialDir } from '../worker/data.ts';
+import { trialDir } from '../infra/artifacts.ts';
 import { better, sweptKeys, type SweepMetric } from './metrics.ts';
 import { findSweep, STALE_MS, sweepStatus, type SweepStatus } from './store.ts';
 

@@ -1,11 +1,7 @@
 /**
- * Where a trial's data and outputs live, and generating a sweep's synthetic data once.
+ * Where a sweep's data lives, and generating its synthetic data once. (A trial's outputs:
+ * infra/artifacts.ts.)
  *
- *   <artifacts>/trials/<trialId>/   a trial's checkpoints, model, predictions, result.json.
- *       <artifacts> is SWEEP_ARTIFACTS when set, else SWEEP_HOME (default `.sweep`). Point
- *       SWEEP_ARTIFACTS at storage every GPU box mounts (NFS, a bucket mount) so that a trial
- *       given back by one box resumes from its checkpoint on another, and so the ensemble
- *       builder finds every trial's predictions in one place.
  *   <home>/data/<style>-<count>-s<seed>/   generated CAPTCHAs, made by the first worker that
  *       needs them and shared by the others on the machine. (Generation is deterministic, so
  *       each machine makes its own copy on local disk rather than reading a shared one.)
@@ -17,15 +13,6 @@ import { sweepHome, type Env } from '../infra/env.ts';
 import { isAlive, readLock, releaseLock, tryAcquire } from '../infra/lockfile.ts';
 import type { DataSourceSpec, GenerateSpec, SweepSpec, TrainDefaults } from '../sweep/schema.ts';
 import { UserError } from '../util/errors.ts';
-
-export function artifactsRoot(env: Env = process.env): string {
-  const shared = env.SWEEP_ARTIFACTS?.trim();
-  return shared ? path.resolve(shared) : sweepHome(env);
-}
-
-export function trialDir(trialId: string, env: Env = process.env): string {
-  return path.join(artifactsRoot(env), 'trials', trialId);
-}
 
 export function generatedDir(g: GenerateSpec, env: Env = process.env): string {
   return path.join(sweepHome(env), 'data', `${g.style}-${g.count}-s${g.seed}`);

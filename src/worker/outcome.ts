@@ -16,7 +16,7 @@
  *      asked for) ends the attempt: retried while attempts are left, `failed` after the last.
  */
 import type { TrialStatus } from '../infra/db.ts';
-import type { StopDecision } from '../scheduler/early-stop.ts';
+import type { StopDecision } from '../sweep/early-stop.ts';
 import type { FailureKind } from './protocol.ts';
 
 /** What one trial attempt came to, as the worker counts it. */

@@ -13,7 +13,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../infra/db.ts';
-import { enqueueTrials, type TrialJobData } from '../scheduler/queue.ts';
+import { enqueueTrials, type TrialJobData } from './queue.ts';
 
 /** Trials looked at per pass; a pass runs every few minutes. */
 const BATCH = 5_000;

@@ -27,7 +27,7 @@ import type { Redis } from 'ioredis';
 import { openDatabase, type Database } from '../infra/db.ts';
 import { redactUrl, type Env } from '../infra/env.ts';
 import { connectRedis, ensureRedis } from '../infra/redis.ts';
-import { openTrialQueue, pendingJobs, queueName, type TrialJobData } from '../scheduler/queue.ts';
+import { openTrialQueue, pendingJobs, queueName, type TrialJobData } from './queue.ts';
 import type { BackendChoice } from '../train/backend.ts';
 import { failAbandoned } from '../track/store.ts';
 import { openWandbMirror, type WandbMirror } from '../track/wandb/index.ts';

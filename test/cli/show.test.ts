@@ -6,7 +6,7 @@ import { showText, sparkline } from '../../src/cli/show.ts';
 import { openDatabase, type Database } from '../../src/infra/db.ts';
 import { resolveTrialRef, trialView, type TrialView } from '../../src/track/trial-view.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { trialDir } from '../../src/worker/data.ts';
+import { trialDir } from '../../src/infra/artifacts.ts';
 import { runCli } from '../e2e/helpers.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 import { addEpochs, epochValues, setTrial, storeSweep, writeCheckpoints, type StoredSweep } from './view-fixtures.ts';

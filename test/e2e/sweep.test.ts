@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/infra/redis.ts';
-import { openTrialQueue, pendingJobs } from '../../src/scheduler/queue.ts';
+import { openTrialQueue, pendingJobs } from '../../src/worker/queue.ts';
 import { runCli, testEnv, writeFile, type TestEnv } from './helpers.ts';
 import { tinySweep } from '../../support/tiny-sweep.ts';
 

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/infra/redis.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
-import { openTrialQueue } from '../../src/scheduler/queue.ts';
+import { openTrialQueue } from '../../src/worker/queue.ts';
 import { SweepFileError } from '../../src/sweep/index.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { runCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';

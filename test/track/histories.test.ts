@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/infra/db.ts';
-import type { TrialHistoryStatus } from '../../src/scheduler/early-stop.ts';
+import type { TrialHistoryStatus } from '../../src/sweep/early-stop.ts';
 import { EARLY_TERMINATE } from '../../src/sweep/schema.ts';
 import { earlyStopCheck, sweepHistories } from '../../src/track/histories.ts';
 import type { SweepMetric } from '../../src/track/metrics.ts';

@@ -15,7 +15,7 @@ import type { Database } from '../../src/infra/db.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
 import { epochRows } from '../../src/track/metrics.ts';
 import type { EpochMetrics } from '../../src/train/trainer.ts';
-import { trialDir } from '../../src/worker/data.ts';
+import { trialDir } from '../../src/infra/artifacts.ts';
 import { runCli, startCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
 import { tinySweep } from '../../support/tiny-sweep.ts';
 import { waitFor } from '../../support/wait.ts';

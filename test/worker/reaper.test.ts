@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
 import { connectRedis } from '../../src/infra/redis.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
-import { openTrialQueue } from '../../src/scheduler/queue.ts';
+import { openTrialQueue } from '../../src/worker/queue.ts';
 import { reapOrphans } from '../../src/worker/reaper.ts';
 import { runCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
 import { tinySweep } from '../../support/tiny-sweep.ts';

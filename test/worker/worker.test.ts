@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/infra/redis.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
-import { openTrialQueue, pendingJobs } from '../../src/scheduler/queue.ts';
+import { openTrialQueue, pendingJobs } from '../../src/worker/queue.ts';
 import type { Database } from '../../src/infra/db.ts';
 import { cancelSweep } from '../../src/track/store.ts';
 import { runCli, startCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';

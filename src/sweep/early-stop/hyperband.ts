@@ -18,8 +18,8 @@
  * W&B negates the values of a maximized metric and then always minimizes; so does this code,
  * and it shows the values un-negated in the reasons.
  */
-import type { EarlyTerminate } from '../../sweep/schema.ts';
-import type { SweepMetric } from '../../track/metrics.ts';
+import type { EarlyTerminate } from '../schema.ts';
+import type { SweepMetric } from '../schema.ts';
 import { finiteValues, judged, showValue, worseWord, type StopDecision, type StoppingRule, type TrialHistory } from './rule.ts';
 
 export type HyperbandConfig = Extract<EarlyTerminate, { type: 'hyperband' }>;

@@ -2,7 +2,7 @@
  * What every stopping rule shares: the trial histories it reads, the decisions it returns,
  * and how a reason shows a value. See ../early-stop.ts for the conventions.
  */
-import type { SweepMetric } from '../../track/metrics.ts';
+import type { SweepMetric } from '../schema.ts';
 
 export type TrialHistoryStatus = 'queued' | 'running' | 'finished' | 'failed' | 'diverged' | 'stopped' | 'cancelled';
 

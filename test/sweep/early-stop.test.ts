@@ -6,9 +6,9 @@
  * against the last band it reached.
  */
 import { describe, expect, it } from 'vitest';
-import { stopRuns, type StopDecision, type TrialHistory } from '../../src/scheduler/early-stop.ts';
-import { hyperbandBands, hyperbandThresholds } from '../../src/scheduler/early-stop/hyperband.ts';
-import { median } from '../../src/scheduler/early-stop/median.ts';
+import { stopRuns, type StopDecision, type TrialHistory } from '../../src/sweep/early-stop.ts';
+import { hyperbandBands, hyperbandThresholds } from '../../src/sweep/early-stop/hyperband.ts';
+import { median } from '../../src/sweep/early-stop/median.ts';
 import { EARLY_TERMINATE } from '../../src/sweep/schema.ts';
 import type { SweepMetric } from '../../src/track/metrics.ts';
 

@@ -12,8 +12,8 @@
  * count, in order (W&B's `metric_history(filter_invalid=True)`): a value that is missing or not
  * finite is skipped, and the later ones move down a place.
  */
-import type { EarlyTerminate } from '../sweep/schema.ts';
-import type { SweepMetric } from '../track/metrics.ts';
+import type { EarlyTerminate } from './schema.ts';
+import type { SweepMetric } from './schema.ts';
 import { hyperbandStopRuns } from './early-stop/hyperband.ts';
 import { medianStopRuns } from './early-stop/median.ts';
 import type { StopDecision, TrialHistory } from './early-stop/rule.ts';

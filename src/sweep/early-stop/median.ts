@@ -15,7 +15,7 @@
  *   sweep run side by side, and waiting for `min_trials` of them to finish would let the whole
  *   first wave run to the end.
  */
-import type { EarlyTerminate } from '../../sweep/schema.ts';
+import type { EarlyTerminate } from '../schema.ts';
 import { finiteValues, judged, showValue, worseWord, type StopDecision, type StoppingRule } from './rule.ts';
 
 export type MedianConfig = Extract<EarlyTerminate, { type: 'median' }>;
