@@ -1,11 +1,12 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_LABEL_SPEC, parseCharset } from '../data/charset.ts';
-import { generateDataset, STYLES, type CaptchaStyle, type GenerateProgress } from '../data/generate/index.ts';
+import { generateDataset, LETTER_CASES, STYLES, type CaptchaStyle, type GenerateProgress, type LetterCase } from '../data/generate/index.ts';
 import { UserError } from '../util/errors.ts';
 
 interface GenerateArgs {
   style: CaptchaStyle;
+  case: LetterCase;
   count: number;
   seed: number;
   out: string;
@@ -49,6 +50,7 @@ const generate: CommandModule<object, GenerateArgs> = {
       .option('start', { type: 'number', default: 0, describe: 'Index of the first image; split a big set into runs with different --start' })
       .option('length', { type: 'number', default: DEFAULT_LABEL_SPEC.length, describe: 'Characters per label' })
       .option('charset', { type: 'string', default: '0-9a-z', describe: 'Label characters; ranges like 0-9a-z expand' })
+      .option('case', { choices: LETTER_CASES, default: 'lower' as LetterCase, describe: 'How letters are drawn: lower (as labelled), upper (capitals), mixed (each letter either); labels stay as they are' })
       .option('force', { type: 'boolean', default: false, describe: 'Replace a dataset already in --out' })
       .option('json', { type: 'boolean', default: false, describe: 'Print a JSON summary on stdout' })
       .example('$0 data generate --style railway --count 5000 --seed 1 --out data/train', '') as unknown as Argv<GenerateArgs>,
@@ -75,6 +77,7 @@ const generate: CommandModule<object, GenerateArgs> = {
         out: args.out,
         start: args.start,
         spec: { charset, length: args.length },
+        letterCase: args.case,
         force: args.force,
         signal: abort.signal,
         onProgress: (p) => {

@@ -356,6 +356,8 @@ export const GenerateSchema = mapping(
     style: z.enum(['railway', 'hard']),
     count: int.gte(1),
     seed: int.default(0),
+    /** How letters are drawn: lower (as labelled), upper, or mixed; labels stay as they are. */
+    case: z.enum(['lower', 'upper', 'mixed']).optional(),
   },
   'for generated CAPTCHAs',
 );

@@ -15,7 +15,9 @@ import type { DataSourceSpec, GenerateSpec, SweepSpec, TrainDefaults } from '../
 import { UserError } from '../util/errors.ts';
 
 export function generatedDir(g: GenerateSpec, env: Env = process.env): string {
-  return path.join(sweepHome(env), 'data', `${g.style}-${g.count}-s${g.seed}`);
+  // The default look keeps the names datasets had before looks existed.
+  const look = g.case && g.case !== 'lower' ? `-${g.case}` : '';
+  return path.join(sweepHome(env), 'data', `${g.style}-${g.count}-s${g.seed}${look}`);
 }
 
 /** A dataset directory, or CAPTCHAs to generate. */
@@ -102,7 +104,7 @@ export async function materialize(s: DataSource, opts: { env?: Env; log?: (msg: 
     try {
       // Loaded here: drawing loads the canvas library, which nothing else of this module needs.
       const { generateDataset } = await import('../data/generate/index.ts');
-      const r = await generateDataset({ style: g.style, count: g.count, seed: g.seed, out: tmp, signal: opts.signal });
+      const r = await generateDataset({ style: g.style, count: g.count, seed: g.seed, letterCase: g.case, out: tmp, signal: opts.signal });
       renameSync(tmp, dir);
       opts.log?.(`generated ${g.count} images in ${r.seconds.toFixed(1)}s`);
     } finally {

@@ -41,7 +41,7 @@ function readLabels(dir: string): Array<{ file: string; label: string }> {
   });
 }
 
-async function generate(style: CaptchaStyle, count: number, seed: number, extra: { start?: number; spec?: LabelSpec } = {}) {
+async function generate(style: CaptchaStyle, count: number, seed: number, extra: { start?: number; spec?: LabelSpec; letterCase?: 'lower' | 'upper' | 'mixed' } = {}) {
   const out = freshDir();
   await generateDataset({ style, count, seed, out, ...extra });
   return out;
@@ -92,6 +92,36 @@ const GOLDEN = [
   'hard 0 4pdw1o 5bc947b290d94c60',
   'hard 1 gjva4b f1b837e0fedbb1db',
 ];
+
+describe.each(['railway', 'hard'] as const)('%s style, letter case', (style) => {
+  it('upper and mixed keep the labels and the lower-case bytes, draw other images, and repeat for the same seed', async () => {
+    const lower = await generate(style, 4, 5);
+    const explicit = await generate(style, 4, 5, { letterCase: 'lower' });
+    const upper = await generate(style, 4, 5, { letterCase: 'upper' });
+    const mixed = await generate(style, 4, 5, { letterCase: 'mixed' });
+    const mixedAgain = await generate(style, 4, 5, { letterCase: 'mixed' });
+    expect(hashes(explicit)).toEqual(hashes(lower));
+    expect(hashes(mixedAgain)).toEqual(hashes(mixed));
+    expect(readLabels(upper)).toEqual(readLabels(lower));
+    expect(readLabels(mixed)).toEqual(readLabels(lower));
+    const [hl, hu, hm] = [hashes(lower), hashes(upper), hashes(mixed)];
+    // Every label here has a letter (checked), so every upper-case image differs.
+    for (const { file, label } of readLabels(lower)) {
+      expect(label).toMatch(/[a-z]/);
+      expect(hu[file]).not.toBe(hl[file]);
+    }
+    expect(Object.keys(hm).filter((f) => f !== 'labels.csv' && hm[f] !== hl[f] && hm[f] !== hu[f]).length).toBeGreaterThan(0);
+  });
+
+  it('mixed draws letters in both cases and leaves digits alone', async () => {
+    const { shownText } = await import('../../src/data/generate/draw.ts');
+    const shown = shownText('a1b2c3defgh', { letterCase: 'mixed', caseRng: new Rng('case:test') });
+    expect(shown.toLowerCase()).toBe('a1b2c3defgh');
+    expect(shown).toMatch(/[A-Z]/);
+    expect(shown).toMatch(/[a-z]/);
+    expect(shownText('a1b2', { letterCase: 'upper' })).toBe('A1B2');
+  });
+});
 
 describe('an interrupted run', () => {
   it('leaves finished images, no temporary files and no labels.csv', async () => {

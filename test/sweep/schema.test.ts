@@ -542,7 +542,7 @@ describe('rules that had no case of their own', () => {
     ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  val: {style: railway, count: 0}\n', 'train.val.count', 4, 'must be >= 1, got 0'],
     ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  val: 3\n', 'train.val', 4, 'expected a string or a mapping, got 3'],
     ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: rail, count: 1}\n', 'train.generate.style', 4, 'expected one of railway, hard, got the string "rail"'],
-    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: railway, count: 1, seeed: 2}\n', 'train.generate.seeed', 4, 'unknown key `seeed`; did you mean `seed`? Allowed here: style, count, seed (for generated CAPTCHAs)'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: railway, count: 1, seeed: 2}\n', 'train.generate.seeed', 4, 'unknown key `seeed`; did you mean `seed`? Allowed here: style, count, seed, case (for generated CAPTCHAs)'],
     ['method: grid\nparameters:\n  a: {min: 1, max: 2000}\n  b: {min: 1, max: 1000}\n', 'parameters', 2, 'the grid has 2,000,000 trials (more than 1,000,000); use fewer values or set run_cap'],
   ])('%#: %s', (text, path, line, message) => {
     const p = problemAt(text, path);

@@ -47,6 +47,31 @@ export function randomRgb(rng: Rng, lo: number, hi: number): Rgb {
   return [rng.int(lo, hi), rng.int(lo, hi), rng.int(lo, hi)];
 }
 
+/** How letters are drawn: as the label has them, as capitals, or each in either case. */
+export const LETTER_CASES = ['lower', 'upper', 'mixed'] as const;
+export type LetterCase = (typeof LETTER_CASES)[number];
+
+/**
+ * The look of one image beyond its style. `caseRng` chooses each letter's case under `mixed`;
+ * it is an Rng of its own, so the image's Rng (label, positions, noise) advances exactly as
+ * under `lower` and the label stays the same.
+ */
+export interface Look {
+  letterCase: LetterCase;
+  caseRng?: Rng;
+}
+
+export const PLAIN_LOOK: Look = { letterCase: 'lower' };
+
+/** The text drawn for `label` under `look` (the label itself is never changed). */
+export function shownText(label: string, look: Look = PLAIN_LOOK): string {
+  if (look.letterCase === 'lower') return label;
+  if (look.letterCase === 'upper') return label.toUpperCase();
+  const rng = look.caseRng;
+  if (!rng) throw new Error('mixed case needs a caseRng');
+  return [...label].map((ch) => (ch.toUpperCase() !== ch.toLowerCase() && rng.next() < 0.5 ? (ch === ch.toUpperCase() ? ch.toLowerCase() : ch.toUpperCase()) : ch)).join('');
+}
+
 /** Drawn first from each image's Rng, so the label depends on nothing else. */
 export function randomLabel(rng: Rng, spec: LabelSpec): string {
   let s = '';

@@ -1,18 +1,7 @@
 import { ImageData } from '@napi-rs/canvas';
 import type { Rng } from '../../util/rng.ts';
 import type { LabelSpec } from '../charset.ts';
-import {
-  addPixelNoise,
-  begin,
-  drawCurves,
-  drawGlyphs,
-  drawNoiseRects,
-  HEIGHT,
-  makeNoiseRects,
-  randomLabel,
-  randomRgb,
-  WIDTH,
-} from './draw.ts';
+import { addPixelNoise, begin, drawCurves, drawGlyphs, drawNoiseRects, HEIGHT, makeNoiseRects, randomLabel, randomRgb, WIDTH, PLAIN_LOOK, shownText, type Look } from './draw.ts';
 import { ensureFonts } from './fonts.ts';
 import type { Captcha } from './types.ts';
 
@@ -21,7 +10,7 @@ import type { Captcha } from './types.ts';
  * a third font (bold sans), a wider size range, shear, 2-4 curves through the text, pixel
  * noise, and JPEG artefacts at a random quality.
  */
-export function renderHard(rng: Rng, spec: LabelSpec): Captcha {
+export function renderHard(rng: Rng, spec: LabelSpec, look: Look = PLAIN_LOOK): Captcha {
   const fonts = ensureFonts();
   const label = randomLabel(rng, spec);
   const { canvas, ctx } = begin(randomRgb(rng, 170, 250));
@@ -29,7 +18,7 @@ export function renderHard(rng: Rng, spec: LabelSpec): Captcha {
   drawNoiseRects(ctx, rects, false);
   // One shear for the whole word, varied a little per glyph, like an italic that wobbles.
   const shear = rng.uniform(-0.45, 0.45);
-  const glyphs = drawGlyphs(ctx, rng, label, {
+  const glyphs = drawGlyphs(ctx, rng, shownText(label, look), {
     fonts: [fonts.serif, fonts.mono, fonts.sans],
     sizePt: [22, 32],
     verticalJitterPx: 12,

@@ -11,13 +11,14 @@ import { renderRailway } from './railway.ts';
 import type { Captcha } from './types.ts';
 
 export type { Captcha } from './types.ts';
-export { WIDTH, HEIGHT } from './draw.ts';
+export { WIDTH, HEIGHT, LETTER_CASES, type LetterCase } from './draw.ts';
+import { PLAIN_LOOK, type LetterCase, type Look } from './draw.ts';
 
 /** Synthetic CAPTCHA styles, one file each. */
 export const STYLES = ['railway', 'hard'] as const;
 export type CaptchaStyle = (typeof STYLES)[number];
 
-const RENDERERS: Record<CaptchaStyle, (rng: Rng, spec: LabelSpec) => Captcha> = {
+const RENDERERS: Record<CaptchaStyle, (rng: Rng, spec: LabelSpec, look: Look) => Captcha> = {
   railway: renderRailway,
   hard: renderHard,
 };
@@ -59,10 +60,15 @@ export function specProblem(spec: LabelSpec): string | null {
 }
 
 /** Renders one CAPTCHA of `style` from `rng` (advancing it). Synchronous and pure given rng's state. */
-export function renderCaptcha(style: CaptchaStyle, rng: Rng, spec: LabelSpec = DEFAULT_LABEL_SPEC): Captcha {
+export function renderCaptcha(style: CaptchaStyle, rng: Rng, spec: LabelSpec = DEFAULT_LABEL_SPEC, look: Look = PLAIN_LOOK): Captcha {
   const render = RENDERERS[style];
   if (!render) throw new UserError(`unknown style '${style}', expected one of: ${STYLES.join(', ')}`);
-  return render(rng, spec);
+  return render(rng, spec, look);
+}
+
+/** Image `index`'s look under `letterCase`: mixed draws each letter's case from an Rng of its own. */
+export function imageLook(letterCase: LetterCase, seed: number, index: number): Look {
+  return letterCase === 'mixed' ? { letterCase, caseRng: new Rng(`case:${seed}:${index}`) } : { letterCase };
 }
 
 export interface GenerateProgress {
@@ -78,6 +84,8 @@ export interface GenerateOptions {
   /** Directory to write into; created if missing. */
   out: string;
   spec?: LabelSpec;
+  /** How letters are drawn (default lower: as the labels have them); labels are never changed. */
+  letterCase?: LetterCase;
   /** Index of the first image (default 0): files and Rngs are numbered from it. */
   start?: number;
   /** Replace a dataset already in `out` (its labels.csv is removed first). */
@@ -152,7 +160,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
       if (writeError) throw writeError;
       opts.signal?.throwIfAborted();
       const index = start + k;
-      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec);
+      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec, imageLook(opts.letterCase ?? 'lower', seed, index));
       const name = imageFileName(index, ext);
       void put(name, image);
       rows.push(`${name},${csvField(label)}`);

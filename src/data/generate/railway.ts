@@ -1,6 +1,6 @@
 import type { Rng } from '../../util/rng.ts';
 import type { LabelSpec } from '../charset.ts';
-import { begin, drawGlyphs, drawNoiseRects, HEIGHT, makeNoiseRects, randomLabel, randomRgb, WIDTH } from './draw.ts';
+import { begin, drawGlyphs, drawNoiseRects, HEIGHT, makeNoiseRects, randomLabel, randomRgb, WIDTH, PLAIN_LOOK, shownText, type Look } from './draw.ts';
 import { ensureFonts } from './fonts.ts';
 import { encodePngRgb } from './png.ts';
 import type { Captcha } from './types.ts';
@@ -11,13 +11,13 @@ import type { Captcha } from './types.ts';
  * its slot so neighbours touch, and about 32 bevelled 1-pixel rectangle outlines, some of
  * whose edges cross the glyphs.
  */
-export function renderRailway(rng: Rng, spec: LabelSpec): Captcha {
+export function renderRailway(rng: Rng, spec: LabelSpec, look: Look = PLAIN_LOOK): Captcha {
   const fonts = ensureFonts();
   const label = randomLabel(rng, spec);
   const { canvas, ctx } = begin(randomRgb(rng, 180, 250));
   const rects = makeNoiseRects(rng, 32, [5, 21]);
   drawNoiseRects(ctx, rects, false);
-  drawGlyphs(ctx, rng, label, {
+  drawGlyphs(ctx, rng, shownText(label, look), {
     fonts: [fonts.serif, fonts.mono],
     sizePt: [25, 27],
     verticalJitterPx: 10,
