@@ -136,11 +136,15 @@ async function round(workers: number, trials: number): Promise<RoundResult> {
   try {
     await launchSweep({ file, env });
     let high = 0;
+    let sampling = false;
     const sampler = setInterval(() => {
+      if (sampling) return; // the previous sample is still out (a busy machine)
+      sampling = true;
       admin
         .query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [dbName])
         .then((r) => (high = Math.max(high, r.rows[0].n as number)))
-        .catch(() => {});
+        .catch(() => {})
+        .finally(() => (sampling = false));
     }, 100);
     const t0 = performance.now();
     const reports = await Promise.all(
