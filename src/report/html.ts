@@ -62,7 +62,7 @@ tr.top td:first-child { font-weight: 600; }
 .captcha { border: 1px solid var(--line); padding: 5px; background: var(--soft); }
 .captcha img { width: 200px; height: 60px; display: block; image-rendering: pixelated; }
 .captcha .read { font: 15px ui-monospace, Menlo, Consolas, monospace; letter-spacing: 2px; margin-top: 3px; }
-.captcha .read .wrong { color: #fff; background: var(--bad); border-radius: 2px; }
+.captcha .read .wrong { color: #fff; background: var(--bad); border-radius: 2px; margin: 0 1px; padding: 0 1px; }
 .captcha .label { color: var(--muted); font-size: 12px; }
 `;
 
