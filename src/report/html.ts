@@ -97,13 +97,18 @@ const PAGE_SCRIPT = String.raw`
     return (s / 3600).toFixed(1) + ' h';
   }
   function time(ms) { return ms === null ? '' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z'; }
+  var timings = {};
   function chart(id, option) {
+    var s = performance.now();
     var node = document.getElementById(id);
     var c = echarts.init(node, null, { renderer: 'canvas' });
     c.setOption(option);
     charts[id] = c;
+    timings[id] = Math.round(performance.now() - s);
     return c;
   }
+  function niceFloor(v) { var p = Math.pow(10, Math.floor(Math.log10(Math.abs(v) || 1)) - 1); return Math.floor(v / p) * p; }
+  function niceCeil(v) { var p = Math.pow(10, Math.floor(Math.log10(Math.abs(v) || 1)) - 1); return Math.ceil(v / p) * p; }
   function note(id, text) { var n = document.getElementById(id); n.textContent = text; n.hidden = false; }
 
   // 1. definition, counts, timeline --------------------------------------------------------
@@ -117,23 +122,26 @@ const PAGE_SCRIPT = String.raw`
   });
   document.getElementById('spec').textContent = D.sweep.specText;
 
+  // One thick segment per trial; one lines series per status, each drawn as one path.
   var tl = D.timeline;
+  var laneWidth = Math.max(2, Math.min(18, 200 / Math.max(1, tl.workers.length)));
+  var byStatus = {};
+  tl.bars.forEach(function (b) {
+    var y = tl.workers.indexOf(b.worker);
+    (byStatus[b.status] = byStatus[b.status] || []).push({ coords: [[b.start, y], [Math.max(b.end, b.start + 1000), y]], bar: b });
+  });
   chart('chart-timeline', {
     animation: false,
     tooltip: { formatter: function (p) { var b = p.data.bar; return '#' + b.index + ' ' + b.status + '<br>' + b.worker + '<br>' + time(b.start) + ' .. ' + (b.open ? 'now' : time(b.end)); } },
-    grid: { left: 140, right: 30, top: 20, bottom: 40 },
-    xAxis: { type: 'time' },
+    legend: { top: 0, data: Object.keys(byStatus) },
+    grid: { left: 140, right: 30, top: 28, bottom: 40 },
+    // lines series add nothing to an axis's extent: it is given.
+    xAxis: { type: 'time', min: tl.bars.length ? Math.min.apply(null, tl.bars.map(function (b) { return b.start; })) : undefined, max: tl.bars.length ? Math.max.apply(null, tl.bars.map(function (b) { return Math.max(b.end, b.start + 1000); })) : undefined },
     yAxis: { type: 'category', data: tl.workers, axisLabel: { width: 130, overflow: 'truncate' } },
-    series: [{
-      type: 'custom', name: 'trials',
-      renderItem: function (params, api) {
-        var y = api.value(0), a = api.coord([api.value(1), y]), b = api.coord([api.value(2), y]);
-        var h = api.size([0, 1])[1] * 0.6;
-        return { type: 'rect', shape: { x: a[0], y: a[1] - h / 2, width: Math.max(1.5, b[0] - a[0]), height: h }, style: { fill: api.visual('color'), stroke: '#fff', lineWidth: big ? 0 : 0.5 } };
-      },
-      encode: { x: [1, 2], y: 0 },
-      data: tl.bars.map(function (b) { return { value: [tl.workers.indexOf(b.worker), b.start, b.end], bar: b, itemStyle: { color: STATUS_COLORS[b.status] || '#888' } }; })
-    }]
+    series: Object.keys(byStatus).map(function (s) {
+      return { type: 'lines', coordinateSystem: 'cartesian2d', name: s, data: byStatus[s], large: true, largeThreshold: 300,
+        lineStyle: { color: STATUS_COLORS[s] || '#888', width: laneWidth, opacity: 0.9, cap: 'butt' }, itemStyle: { color: STATUS_COLORS[s] || '#888' } };
+    })
   });
   if (tl.bars.length === 0) note('timeline-note', 'No trial has started yet.');
 
@@ -181,7 +189,7 @@ const PAGE_SCRIPT = String.raw`
       tooltip: { formatter: function (p) { return '#' + p.data[2] + '  ' + a.name + ' ' + fmt(p.data[0]) + '<br>' + metricName + ' ' + fmt(p.data[1]); } },
       xAxis: x, yAxis: { type: 'value', name: metricName, scale: true },
       series: [{
-        type: 'scatter', name: 'trials', symbolSize: big ? 4 : 8,
+        type: 'scatter', name: 'trials', symbolSize: big ? 4 : 8, large: true, largeThreshold: 300,
         data: scored.filter(function (t) { return t.params[a.name] !== null; }).map(function (t) { var v = t.params[a.name]; return [a.kind === 'category' ? String(v) : v, t.best, t.index]; }),
         itemStyle: { opacity: 0.75 }
       }]
@@ -191,15 +199,16 @@ const PAGE_SCRIPT = String.raw`
 
   // 4. learning curves -----------------------------------------------------------------------
   function curveOption(key, label) {
-    var others = [], tops = [], stops = [];
+    var others = [], tops = [], stops = [], lo = Infinity, hi = -Infinity;
     D.curves.series.forEach(function (s) {
       var pts = s[key];
       if (pts.length === 0) return;
+      for (var j = 0; j < pts.length; j++) { if (pts[j][1] < lo) lo = pts[j][1]; if (pts[j][1] > hi) hi = pts[j][1]; }
       if (s.top) tops.push(s); else others.push({ name: '#' + s.index + ' ' + s.status, coords: pts.length === 1 ? [pts[0], pts[0]] : pts });
       if (s.stoppedAt !== null) { var last = pts[pts.length - 1]; stops.push({ value: last, name: '#' + s.index }); }
     });
     var series = [{ type: 'lines', id: 'others', name: 'other trials', coordinateSystem: 'cartesian2d', polyline: true, silent: big, data: others,
-      lineStyle: { color: '#8895a7', width: 1, opacity: others.length > 200 ? 0.18 : 0.45 }, large: others.length > 500, progressive: 0, zlevel: 0 }];
+      lineStyle: { color: '#8895a7', width: 1, opacity: others.length > 200 ? 0.18 : 0.45 }, large: true, largeThreshold: 100, progressive: 0, zlevel: 0 }];
     var rank = D.trials.filter(function (t) { return t.top; }).sort(function (a, b) { return D.metric.goal === 'maximize' ? b.best - a.best : a.best - b.best; }).map(function (t) { return t.id; });
     tops.sort(function (a, b) { return rank.indexOf(a.id) - rank.indexOf(b.id); });
     tops.forEach(function (s, i) {
@@ -216,7 +225,8 @@ const PAGE_SCRIPT = String.raw`
       tooltip: { trigger: 'item', formatter: function (p) { return p.seriesId === 'others' ? p.name : (p.seriesName + '  ' + fmt(p.value[1]) + ' @ ' + p.value[0]); } },
       grid: { left: 56, right: 20, top: 56, bottom: 44 },
       xAxis: { type: 'value', name: 'iteration (pretrain epochs, then GRU epochs)', nameLocation: 'middle', nameGap: 26, min: 1, max: Math.max(1, D.curves.pretrain + D.curves.gru), minInterval: 1 },
-      yAxis: { type: 'value', scale: true },
+      // The grey lines add nothing to the axis's extent: it is given, with a margin.
+      yAxis: { type: 'value', scale: true, min: lo <= hi ? (lo >= 0 ? Math.max(0, niceFloor(lo - (hi - lo) * 0.04)) : niceFloor(lo - (hi - lo) * 0.04)) : undefined, max: lo <= hi ? niceCeil(hi + (hi - lo) * 0.04) : undefined },
       series: series
     };
   }
@@ -308,7 +318,7 @@ const PAGE_SCRIPT = String.raw`
   var ebox = document.getElementById('ensembles');
   if (D.ensembles.length === 0) ebox.appendChild(el('p', { 'class': 'note' }, 'No ensemble built yet (sweep ensemble build ' + D.sweep.name + ').'));
   else {
-    var et = el('table'), eh = el('tr');
+    var ewrap = el('div', { 'class': 'table-wrap' }), et = el('table'), eh = el('tr');
     ['name', 'method', 'k', 'members', 'val seq_acc', 'best member', 'gain (95% interval)', 'val char_acc gain', 'test seq_acc', 'test gain'].forEach(function (h) { eh.appendChild(el('th', null, h)); });
     et.appendChild(eh);
     D.ensembles.forEach(function (e) {
@@ -320,7 +330,8 @@ const PAGE_SCRIPT = String.raw`
         .forEach(function (v, i) { tr.appendChild(el('td', i >= 4 ? { 'class': 'num' } : null, v)); });
       et.appendChild(tr);
     });
-    ebox.appendChild(et);
+    ewrap.appendChild(et);
+    ebox.appendChild(ewrap);
     if (D.ensembles.some(function (e) { return e.optimistic; })) ebox.appendChild(el('p', { 'class': 'note' }, '* no test set: the validation numbers are the ones members were chosen on, so optimistic.'));
   }
 
@@ -342,7 +353,7 @@ const PAGE_SCRIPT = String.raw`
   });
 
   window.addEventListener('resize', function () { for (var k in charts) charts[k].resize(); });
-  window.__report = { charts: charts, drawMs: performance.now() - t0 };
+  window.__report = { charts: charts, timings: timings, startedAt: t0, drawMs: performance.now() - t0 };
   requestAnimationFrame(function () { window.__report.readyAt = performance.now(); document.body.dataset.ready = '1'; });
 })();
 `;

@@ -94,7 +94,7 @@ describe('sweep report', () => {
     expect(charts.every((c) => c.rendered)).toBe(true);
     const byKind = (k: string) => charts.filter((c) => c.kind === k);
     // One swept parameter (dropout): one scatter.
-    expect(byKind('timeline')[0].series[0].n).toBe(TRIALS);
+    expect(byKind('timeline')[0].series.reduce((n, s) => n + s.n, 0)).toBe(TRIALS);
     expect(byKind('parallel')[0].series[0]).toMatchObject({ type: 'parallel', n: TRIALS });
     expect(byKind('scatter')).toHaveLength(1);
     expect(byKind('scatter')[0].series[0].n).toBe(TRIALS);
