@@ -33,9 +33,8 @@ import {
   type TrialRow,
 } from '../track/store.ts';
 import { dataPlan, missingDirs, withAbsolutePaths } from '../worker/data.ts';
-import type { JobProgress } from '../worker/worker.ts';
 import { expandSweep } from './expand.ts';
-import { enqueueTrials, openTrialQueue } from '../worker/queue.ts';
+import { enqueueTrials, openTrialQueue, type JobProgress } from '../worker/queue.ts';
 
 export interface LaunchOptions {
   file: string;
