@@ -32,7 +32,8 @@ import {
   type SweepStatus,
   type TrialRow,
 } from '../track/store.ts';
-import { dataPlan, missingDirs, withAbsolutePaths } from '../worker/data.ts';
+import { dataPlan, withAbsolutePaths } from '../sweep/data-plan.ts';
+import { missingDirs } from '../worker/data.ts';
 import { expandSweep } from './expand.ts';
 import { enqueueTrials, openTrialQueue, type JobProgress } from '../worker/queue.ts';
 

@@ -28,7 +28,7 @@ import { earlyStopCheck } from '../track/histories.ts';
 import { readTrialPredictions } from '../track/predictions.ts';
 import { wandbSummary, type WandbMirror } from '../track/wandb/index.ts';
 import { formatSeconds } from '../util/progress.ts';
-import { dataPlan } from './data.ts';
+import { dataPlan } from '../sweep/data-plan.ts';
 import { trialDir } from '../infra/artifacts.ts';
 import { decideOutcome, storedOutcome, type OutcomeDecision, type TrialEnding, type TrialOutcome } from './outcome.ts';
 import { isConnectionError, shortError, type WorkerTimings } from './policy.ts';
