@@ -31,7 +31,7 @@ import { enqueueTrials, openTrialQueue } from '../src/worker/queue.ts';
 import { loadSweepFile } from '../src/sweep/index.ts';
 import { insertTrials, queuedTrialIds, saveSweep } from '../src/track/store.ts';
 import { markdownTable, runStart, writeResults } from './lib/results.ts';
-import { withAbsolutePaths } from '../src/worker/data.ts';
+import { withAbsolutePaths } from '../src/sweep/data-plan.ts';
 import { startWorker, type TrialTiming } from '../src/worker/worker.ts';
 
 const { values } = parseArgs({ options: { trials: { type: 'string', default: '10000' }, dispatch: { type: 'string', default: '200' } } });

@@ -32,10 +32,10 @@ import {
   type SweepStatus,
   type TrialRow,
 } from '../track/store.ts';
-import { dataPlan, missingDirs, withAbsolutePaths } from '../worker/data.ts';
-import type { JobProgress } from '../worker/worker.ts';
+import { dataPlan, withAbsolutePaths } from '../sweep/data-plan.ts';
+import { missingDirs } from '../worker/data.ts';
 import { expandSweep } from './expand.ts';
-import { enqueueTrials, openTrialQueue } from '../worker/queue.ts';
+import { enqueueTrials, openTrialQueue, type JobProgress } from '../worker/queue.ts';
 
 export interface LaunchOptions {
   file: string;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { PrismaClient, TrialStatus } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
-import type { TrialJobData } from './queue.ts';
+import type { JobProgress, TrialJobData } from './queue.ts';
 import type { StopDecision } from '../sweep/early-stop.ts';
 import type { BackendChoice } from '../train/backend.ts';
 import type { BatchProgress, EpochMetrics, TrialResult } from '../train/trainer.ts';
@@ -28,7 +28,7 @@ import { earlyStopCheck } from '../track/histories.ts';
 import { readTrialPredictions } from '../track/predictions.ts';
 import { wandbSummary, type WandbMirror } from '../track/wandb/index.ts';
 import { formatSeconds } from '../util/progress.ts';
-import { dataPlan } from './data.ts';
+import { dataPlan } from '../sweep/data-plan.ts';
 import { trialDir } from '../infra/artifacts.ts';
 import { decideOutcome, storedOutcome, type OutcomeDecision, type TrialEnding, type TrialOutcome } from './outcome.ts';
 import { isConnectionError, shortError, type WorkerTimings } from './policy.ts';
@@ -51,19 +51,6 @@ export interface TrialTiming {
   trainedAt: number | null;
   /** The outcome is in the database. */
   storedAt: number;
-}
-
-/** What a trial's progress looks like in its job (`job.progress`), for displays. */
-export interface JobProgress {
-  trialId: string;
-  worker: string;
-  phase?: string;
-  epoch?: number;
-  epochs?: number;
-  batch?: number;
-  batches?: number;
-  loss?: number;
-  metric?: number | null;
 }
 
 /** What an attempt uses of its worker. */

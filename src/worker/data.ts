@@ -1,6 +1,6 @@
 /**
- * Where a sweep's data lives, and generating its synthetic data once. (A trial's outputs:
- * infra/artifacts.ts.)
+ * Where a sweep's data lives on this machine, and generating its synthetic data once. (What
+ * the sweep file asks for: sweep/data-plan.ts; a trial's outputs: infra/artifacts.ts.)
  *
  *   <home>/data/<style>-<count>-s<seed>/   generated CAPTCHAs, made by the first worker that
  *       needs them and shared by the others on the machine. (Generation is deterministic, so
@@ -11,57 +11,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sweepHome, type Env } from '../infra/env.ts';
 import { isAlive, readLock, releaseLock, tryAcquire } from '../infra/lockfile.ts';
-import type { DataSourceSpec, GenerateSpec, SweepSpec, TrainDefaults } from '../sweep/schema.ts';
-import { UserError } from '../util/errors.ts';
+import type { DataPlan, DataSource } from '../sweep/data-plan.ts';
+import type { GenerateSpec } from '../sweep/schema.ts';
 
 export function generatedDir(g: GenerateSpec, env: Env = process.env): string {
   // The default look keeps the names datasets had before looks existed.
   const look = g.case && g.case !== 'lower' ? `-${g.case}` : '';
   return path.join(sweepHome(env), 'data', `${g.style}-${g.count}-s${g.seed}${look}`);
-}
-
-/** A dataset directory, or CAPTCHAs to generate. */
-export type DataSource = { dir: string } | { generate: GenerateSpec };
-
-/** The sets one trial trains and evaluates on. Without `val`, val_fraction of train is held out. */
-export interface DataPlan {
-  train: DataSource;
-  val?: DataSource;
-  test?: DataSource;
-}
-
-function source(s: DataSourceSpec): DataSource {
-  return typeof s === 'string' ? { dir: s } : { generate: s };
-}
-
-/** The sweep's data plan; a UserError when the `train:` block names no training data. */
-export function dataPlan(train: TrainDefaults, file = 'the sweep file'): DataPlan {
-  if (train.data === undefined && train.generate === undefined) {
-    throw new UserError(
-      `${file}: train: names no training data; give train.data (a directory of labelled images) ` +
-        'or train.generate ({style: railway, count: 2000, seed: 1})',
-    );
-  }
-  return {
-    train: train.data !== undefined ? { dir: train.data } : { generate: train.generate! },
-    val: train.val !== undefined ? source(train.val) : undefined,
-    test: train.test !== undefined ? source(train.test) : undefined,
-  };
-}
-
-/**
- * The spec with its dataset directories made absolute, relative to the sweep file's own
- * directory (so a sweep means the same data wherever it is launched from). Stored with the
- * sweep for the workers.
- */
-export function withAbsolutePaths(spec: SweepSpec): SweepSpec {
-  const base = path.dirname(path.resolve(spec.file));
-  const abs = (s: DataSourceSpec | undefined) => (typeof s === 'string' ? path.resolve(base, s) : s);
-  const train: TrainDefaults = { ...spec.train };
-  if (train.data !== undefined) train.data = path.resolve(base, train.data);
-  if (train.val !== undefined) train.val = abs(train.val);
-  if (train.test !== undefined) train.test = abs(train.test);
-  return { ...spec, train };
 }
 
 /** Directories of the plan that do not exist on this machine (launch warns about them). */

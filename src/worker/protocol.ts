@@ -5,7 +5,7 @@
  */
 import type { BackendChoice } from '../train/backend.ts';
 import type { BatchProgress, EpochMetrics, Phase, TrialResult } from '../train/trainer.ts';
-import type { DataPlan } from './data.ts';
+import type { DataPlan } from '../sweep/data-plan.ts';
 
 /**
  * `noop` stands in for the trainer in benchmarks of the worker itself: it reports one epoch

@@ -14,6 +14,19 @@ export interface TrialJobData {
   trialId: string;
 }
 
+/** What a trial's progress looks like in its job (`job.progress`), for displays. */
+export interface JobProgress {
+  trialId: string;
+  worker: string;
+  phase?: string;
+  epoch?: number;
+  epochs?: number;
+  batch?: number;
+  batches?: number;
+  loss?: number;
+  metric?: number | null;
+}
+
 export interface QueueName {
   name: string;
   prefix: string;

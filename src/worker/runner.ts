@@ -20,7 +20,8 @@ import { resolveParams } from '../train/params.ts';
 import { DivergedError, TrainingAborted, trainTrial, type EpochMetrics, type TrainerEvents, type TrialResult } from '../train/trainer.ts';
 import { StorageUnavailable } from '../train/durable-write.ts';
 import { UserError } from '../util/errors.ts';
-import { materialize, type DataSource } from './data.ts';
+import { materialize } from './data.ts';
+import type { DataSource } from '../sweep/data-plan.ts';
 import type { FailureKind, FromTrial, RunTrial, ToTrial } from './protocol.ts';
 
 const { height: HEIGHT, width: WIDTH } = DEFAULT_IMAGE_SIZE;

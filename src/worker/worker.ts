@@ -38,7 +38,7 @@ import { TrialProcess } from './trial-process.ts';
 import { reapOrphans } from './reaper.ts';
 import { isConnectionError, maxConsecutiveFailures, persistently, shortError, workerTimings, type WorkerTimings } from './policy.ts';
 
-export type { JobProgress, TrialTiming } from './attempt.ts';
+export type { TrialTiming } from './attempt.ts';
 export type { TrialOutcome } from './outcome.ts';
 
 /** A job re-delivered after a stall more often than this fails (a trial that kills its worker). */
