@@ -134,7 +134,7 @@ describe('sweep report', () => {
     expect(text).not.toContain(WANDB_KEY);
   });
 
-  it('saves a screenshot (the README's with SWEEP_UPDATE_SCREENSHOTS=1)', async () => {
+  it('saves a screenshot (for the README with SWEEP_UPDATE_SCREENSHOTS=1)', async () => {
     // Into the ignored bench/out/ unless asked: a test run leaves the tree as it was.
     const png = process.env.SWEEP_UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'images', 'report.png') : path.join(ROOT, 'bench', 'out', 'screenshots', 'report.png');
     mkdirSync(path.dirname(png), { recursive: true });
