@@ -22,7 +22,7 @@
  * table goes to bench/results/faults.md and .json, after every drill (a run stopped midway
  * keeps the drills it finished).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,7 +35,8 @@ import { epochRows } from '../src/track/metrics.ts';
 import type { EpochMetrics } from '../src/train/trainer.ts';
 import { tinySweep } from '../support/tiny-sweep.ts';
 import { waitFor } from '../support/wait.ts';
-import { freePort, portOpen } from '../support/ports.ts';
+import { freePort } from '../support/ports.ts';
+import { PrivatePostgres, PrivateRedis } from '../support/chaos/servers.ts';
 import { startFakeWandb, type FakeWandb } from '../support/fake-wandb.ts';
 import { runStart, writeResults } from './lib/results.ts';
 
@@ -57,58 +58,6 @@ const nTrials = Number(a.trials);
 const nWorkers = Number(a.workers);
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// ------------------------------------------------------------------------------------------
-// Private servers
-
-class PrivatePostgres {
-  readonly bin: string;
-  constructor(readonly dir: string, readonly port: number) {
-    const versions = existsSync('/usr/lib/postgresql') ? spawnSync('ls', ['/usr/lib/postgresql']).stdout.toString().trim().split('\n') : [];
-    this.bin = versions.length ? path.join('/usr/lib/postgresql', versions.sort().at(-1)!, 'bin') : '';
-  }
-  private run(cmd: string, args: string[]): void {
-    const asRoot = process.getuid?.() === 0;
-    const r = asRoot ? spawnSync('runuser', ['-u', 'postgres', '--', path.join(this.bin, cmd), ...args]) : spawnSync(path.join(this.bin, cmd), args);
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
-  }
-  init(): void {
-    rmSync(this.dir, { recursive: true, force: true });
-    mkdirSync(this.dir, { recursive: true });
-    if (process.getuid?.() === 0) spawnSync('chown', ['postgres', this.dir]);
-    this.run('initdb', ['-D', path.join(this.dir, 'data'), '-A', 'trust', '-U', 'postgres']);
-  }
-  start(): void {
-    this.run('pg_ctl', ['-D', path.join(this.dir, 'data'), '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`, '-l', path.join(this.dir, 'log'), '-w', 'start']);
-  }
-  stop(): void {
-    this.run('pg_ctl', ['-D', path.join(this.dir, 'data'), '-m', 'fast', '-w', 'stop']);
-  }
-  get url(): string {
-    return `postgresql://postgres@127.0.0.1:${this.port}/postgres`;
-  }
-}
-
-class PrivateRedis {
-  proc: ChildProcess | null = null;
-  constructor(readonly dir: string, readonly port: number) {
-    mkdirSync(dir, { recursive: true });
-  }
-  async start(): Promise<void> {
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--dir', this.dir, '--save', ''], { stdio: 'ignore' });
-    await waitFor(() => portOpen(this.port), `redis on ${this.port}`, 20_000);
-  }
-  async stop(): Promise<void> {
-    if (!this.proc) return;
-    const exited = new Promise((r) => this.proc!.once('exit', r));
-    this.proc.kill('SIGTERM');
-    await exited;
-    this.proc = null;
-  }
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-}
 
 // ------------------------------------------------------------------------------------------
 // One drill
