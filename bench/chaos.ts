@@ -8,7 +8,8 @@
  *
  *   npx tsx bench/chaos.ts [--seed 1] [--trials 50] [--workers 4] [--faults 12 | --faults 2/min]
  *                          [--kinds kill,redis,postgres,truncate,disk] [--pretrain 1] [--gru 2]
- *                          [--images 48] [--out bench/out/chaos]
+ *                          [--images 48] [--pg-down 10-40] [--disk-full 60] [--disk-mib N]
+ *                          [--out bench/out/chaos]
  *
  * Everything runs on servers of its own (support/chaos/servers.ts): a private Postgres cluster,
  * a private redis-server and the fake W&B server; the machine's shared Postgres and Redis are
@@ -33,7 +34,9 @@ const { values: a } = parseArgs({
     pretrain: { type: 'string', default: '1' },
     gru: { type: 'string', default: '2' },
     images: { type: 'string', default: '48' },
-    'disk-mib': { type: 'string', default: '64' },
+    'disk-mib': { type: 'string' },
+    'pg-down': { type: 'string', default: '10-40' },
+    'disk-full': { type: 'string', default: '60' },
     out: { type: 'string', default: 'bench/out/chaos' },
   },
 });
@@ -46,6 +49,8 @@ const int = (name: string, v: string | undefined) => {
   return n;
 };
 
+const pgDownParts = a['pg-down']!.split('-').map((x) => int('pg-down', x));
+const pgDown: [number, number] = [pgDownParts[0]!, pgDownParts.at(-1)!];
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
 const started = runStart();
 const report = await runChaosDrill({
@@ -57,7 +62,9 @@ const report = await runChaosDrill({
   pretrain: int('pretrain', a.pretrain),
   gru: int('gru', a.gru),
   images: int('images', a.images),
-  diskMiB: int('disk-mib', a['disk-mib']),
+  diskMiB: a['disk-mib'] === undefined ? undefined : int('disk-mib', a['disk-mib']),
+  postgresDownS: pgDown,
+  diskFullS: int('disk-full', a['disk-full']),
   outDir: path.resolve(a.out!),
   log,
 });

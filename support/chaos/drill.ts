@@ -5,7 +5,7 @@
  * checked against the first (check.ts). Used by bench/chaos.ts and test/e2e/chaos.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { launchSweep } from '../../src/scheduler/launch.ts';
@@ -31,7 +31,7 @@ export interface DrillOptions {
   images: number;
   postgresDownS?: [number, number];
   diskFullS?: number;
-  /** Size of the artifact tmpfs. */
+  /** Size of the artifact tmpfs (default: room for every trial's artifacts, about 2.2 MiB each, twice over). */
   diskMiB?: number;
   /** Where servers, homes and logs go (emptied first). */
   outDir: string;
@@ -47,6 +47,8 @@ export interface RunTiming {
   /** Workers that exited with an error on their own (and were started again). */
   workerFailures: Array<{ label: string; exit: number | string | null }>;
   workersStarted: number;
+  /** Worker log lines about damaged checkpoints, fallbacks and a full disk. */
+  recoveryLines: string[];
 }
 
 export interface DrillReport {
@@ -61,8 +63,6 @@ export interface DrillReport {
   comparison: Comparison;
   passed: boolean;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function sweepFile(o: DrillOptions): string {
   // Distinct dropouts make distinct trials; the sweep's seed fixes every trial's seed.
@@ -92,6 +92,17 @@ async function wandbSync(env: Record<string, string>, log: (m: string) => void):
   } catch {
     return null;
   }
+}
+
+/** What the workers said about damaged checkpoints, resuming elsewhere and a full disk. */
+const RECOVERY = /damaged|latest intact|starts again|ENOSPC|no space|cannot write/i;
+
+function recoveryLines(logDir: string): string[] {
+  const out: string[] = [];
+  for (const f of readdirSync(logDir).sort()) {
+    for (const line of readFileSync(path.join(logDir, f), 'utf8').split('\n')) if (RECOVERY.test(line)) out.push(`${f.replace(/\.log$/, '')}: ${line.trim()}`);
+  }
+  return out;
 }
 
 async function outboxNow(url: string): Promise<OutboxRow[]> {
@@ -166,7 +177,7 @@ export async function runChaosDrill(o: DrillOptions): Promise<DrillReport> {
     const chaosEnv = envFor('chaos', chaosUrl);
     let diskNote: string | null = null;
     if (schedule.some((f) => f.kind === 'disk')) {
-      disk = new ArtifactDisk(path.join(chaosEnv.SWEEP_HOME!, 'trials'), o.diskMiB ?? 64);
+      disk = new ArtifactDisk(path.join(chaosEnv.SWEEP_HOME!, 'trials'), o.diskMiB ?? Math.max(64, 4 * o.trials + 32));
       diskNote = disk.mount();
       if (diskNote) {
         log(`artifact disk faults will be skipped: ${diskNote}`);
@@ -240,8 +251,10 @@ async function runSweep(
     injector = new FaultInjector({ pool, redis: chaos.redis, postgres: chaos.postgres, disk: chaos.disk, trialsDir: path.join(env.SWEEP_HOME!, 'trials'), log }, t0);
     injector.run(chaos.schedule, chaos.windowS);
   }
-  const deadline = chaos ? chaos.deadlineS : Number.POSITIVE_INFINITY;
-  const timedOut = await Promise.race([pool.allExited().then(() => false), sleep(Math.min(deadline * 1000, 2 ** 31 - 1)).then(() => true)]);
+  const deadline = chaos ? chaos.deadlineS : 24 * 3600;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([pool.allExited().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadline * 1000)))]);
+  clearTimeout(timer);
   // Faults whose time has not come are skipped; those under way end (Postgres starts again).
   await injector?.stop();
   if (timedOut) {
@@ -255,6 +268,14 @@ async function runSweep(
   const seconds = (Date.now() - t0) / 1000;
   const outboxBeforeSync = chaos ? await outboxNow(chaos.dbUrl) : undefined;
   const syncDelivered = await wandbSync(env, log);
-  return { seconds, syncDelivered, workerFailures: pool.failedExits, workersStarted: pool.all.length, outcomes: injector?.done, outboxBeforeSync };
+  return {
+    seconds,
+    syncDelivered,
+    workerFailures: pool.failedExits,
+    workersStarted: pool.all.length,
+    recoveryLines: recoveryLines(pool.logDir),
+    outcomes: injector?.done,
+    outboxBeforeSync,
+  };
 }
 

@@ -34,15 +34,29 @@ export interface Targets {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Trials in progress on disk: their state names a checkpoint and training is not done. */
+/** Checkpoint directories in the order training writes them: pretrain-e0001, ..., gru-e0001, ... */
+function newestCheckpoint(root: string): string | null {
+  const dirs = readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && /^(pretrain|gru)-e\d+$/.test(e.name))
+    .map((e) => e.name)
+    .sort((a, b) => (a.startsWith('gru') === b.startsWith('gru') ? a.localeCompare(b) : a.startsWith('gru') ? 1 : -1));
+  return dirs.at(-1) ?? null;
+}
+
+/**
+ * Trials in progress on disk (their state says training is not done) and their latest
+ * checkpoint directory: the one the state names, or, between phases (when it names none), the
+ * newest one there, which holds the pretrained weights the GRU phase starts from.
+ */
 function trialsWithCheckpoint(trialsDir: string): Array<{ id: string; dir: string }> {
   if (!existsSync(trialsDir)) return [];
   const out: Array<{ id: string; dir: string }> = [];
   for (const id of readdirSync(trialsDir).sort()) {
-    const stateFile = path.join(trialsDir, id, 'checkpoints', 'state.json');
+    const root = path.join(trialsDir, id, 'checkpoints');
     try {
-      const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { phase: string; checkpoint: string | null };
-      if (state.phase !== 'done' && state.checkpoint) out.push({ id, dir: path.join(trialsDir, id, 'checkpoints', state.checkpoint) });
+      const state = JSON.parse(readFileSync(path.join(root, 'state.json'), 'utf8')) as { phase: string; checkpoint: string | null };
+      const name = state.checkpoint ?? newestCheckpoint(root);
+      if (state.phase !== 'done' && name) out.push({ id, dir: path.join(root, name) });
     } catch {
       /* no state yet, or being replaced */
     }
@@ -132,13 +146,13 @@ export class FaultInjector {
         return { injected: true, detail: `down ${f.seconds} s` };
       }
       case 'truncate': {
-        // Wait up to 30 s for a trial that has a checkpoint to cut.
+        // The first moment from now on that some trial has a checkpoint to cut.
         let found = trialsWithCheckpoint(t.trialsDir);
-        for (let i = 0; i < 60 && !found.length && !this.stopped; i++) {
+        while (!found.length && !this.stopped) {
           await sleep(500);
           found = trialsWithCheckpoint(t.trialsDir);
         }
-        if (!found.length) return { injected: false, detail: 'no trial in progress had a checkpoint' };
+        if (!found.length) return { injected: false, detail: 'the sweep had ended before a trial had a checkpoint' };
         const x = f.pick * found.length;
         const victim = found[Math.floor(x)]!;
         const name = x - Math.floor(x) < 0.5 ? 'weights.bin' : 'model.json';

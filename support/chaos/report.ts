@@ -75,6 +75,9 @@ export function reportMarkdown(r: DrillReport): string {
     '',
     ...outcomeLines(r),
     '',
+    ...(r.chaos.recoveryLines.length
+      ? ['What the workers said about damaged checkpoints and a full disk:', '', '```', ...r.chaos.recoveryLines.slice(0, 30).map((l) => l.slice(0, 300)), ...(r.chaos.recoveryLines.length > 30 ? [`... ${r.chaos.recoveryLines.length - 30} more`] : []), '```', '']
+      : []),
     '## Checks',
     '',
     ...resultTable(r),

@@ -19,6 +19,12 @@ function postgresBin(): string {
   return versions.length ? path.join(root, versions.at(-1)!, 'bin') : '';
 }
 
+/** Whether initdb and pg_ctl can be found (a drill needs a cluster of its own). */
+export function havePostgresServer(): boolean {
+  const bin = postgresBin();
+  return bin !== '' || spawnSync('initdb', ['--version']).status === 0;
+}
+
 /** A Postgres cluster in `dir` on 127.0.0.1:`port`, trust authentication, user postgres. */
 export class PrivatePostgres {
   readonly bin = postgresBin();
