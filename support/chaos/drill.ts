@@ -97,10 +97,23 @@ async function wandbSync(env: Record<string, string>, log: (m: string) => void):
 /** What the workers said about damaged checkpoints, resuming elsewhere and a full disk. */
 const RECOVERY = /damaged|latest intact|starts again|ENOSPC|no space|cannot write/i;
 
-function recoveryLines(logDir: string): string[] {
+/** Those lines of every worker's log; a write retried with backoff is one line with its count. */
+export function recoveryLines(logDir: string): string[] {
   const out: string[] = [];
   for (const f of readdirSync(logDir).sort()) {
-    for (const line of readFileSync(path.join(logDir, f), 'utf8').split('\n')) if (RECOVERY.test(line)) out.push(`${f.replace(/\.log$/, '')}: ${line.trim()}`);
+    const retries = new Map<string, { at: number; n: number }>();
+    for (const line of readFileSync(path.join(logDir, f), 'utf8').split('\n')) {
+      if (!RECOVERY.test(line)) continue;
+      const retry = /^(?:\S+ )?(.*); retrying in [\d.]+ s/.exec(line.trim());
+      const r = retry ? retries.get(retry[1]!) : undefined;
+      if (r) {
+        r.n++;
+        continue;
+      }
+      if (retry) retries.set(retry[1]!, { at: out.length, n: 1 });
+      out.push(`${f.replace(/\.log$/, '')}: ${line.trim()}`);
+    }
+    for (const r of retries.values()) if (r.n > 1) out[r.at] += ` [${r.n} tries in all]`;
   }
   return out;
 }

@@ -110,9 +110,9 @@ export class FaultInjector {
     }
     const atS = this.seconds();
     try {
-      const r = await this.inject(f);
-      this.done.push({ fault: f, atS, ...r });
-      this.t.log(`fault ${f.kind} at ${atS.toFixed(0)} s: ${r.injected ? '' : 'skipped: '}${r.detail}`);
+      const { at, ...r } = await this.inject(f);
+      this.done.push({ fault: f, atS: at ?? atS, ...r });
+      this.t.log(`fault ${f.kind} at ${(at ?? atS).toFixed(0)} s: ${r.injected ? '' : 'skipped: '}${r.detail}`);
     } catch (e) {
       const detail = `failed to inject: ${(e as Error).message}`;
       this.done.push({ fault: f, atS, injected: false, detail });
@@ -120,7 +120,7 @@ export class FaultInjector {
     }
   }
 
-  private async inject(f: Fault): Promise<Omit<FaultOutcome, 'fault' | 'atS'>> {
+  private async inject(f: Fault): Promise<Omit<FaultOutcome, 'fault' | 'atS'> & { at?: number }> {
     const { t } = this;
     switch (f.kind) {
       case 'kill': {
@@ -147,6 +147,7 @@ export class FaultInjector {
       }
       case 'truncate': {
         // The first moment from now on that some trial has a checkpoint to cut.
+        const started = this.seconds();
         let found = trialsWithCheckpoint(t.trialsDir);
         while (!found.length && !this.stopped) {
           await sleep(500);
@@ -160,7 +161,9 @@ export class FaultInjector {
         if (!existsSync(file)) return { injected: false, detail: `${file} was gone (the checkpoint was replaced)` };
         const bytes = statSync(file).size;
         truncateSync(file, Math.floor(bytes / 2));
-        return { injected: true, detail: `${victim.id.slice(0, 10)} ${path.basename(victim.dir)}/${name} ${bytes} -> ${Math.floor(bytes / 2)} bytes`, trialId: victim.id };
+        const at = this.seconds();
+        const waited = at - started > 1 ? ` (waited ${(at - started).toFixed(0)} s for a trial with a checkpoint)` : '';
+        return { at, injected: true, detail: `${victim.id.slice(0, 10)} ${path.basename(victim.dir)}/${name} ${bytes} -> ${Math.floor(bytes / 2)} bytes${waited}`, trialId: victim.id };
       }
       case 'disk': {
         if (typeof t.disk === 'string') return { injected: false, detail: `no artifact tmpfs: ${t.disk}` };
