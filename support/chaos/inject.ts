@@ -154,6 +154,9 @@ export class FaultInjector {
           found = trialsWithCheckpoint(t.trialsDir);
         }
         if (!found.length) return { injected: false, detail: 'the sweep had ended before a trial had a checkpoint' };
+        // A trial not cut before, when there is one: two cuts in one directory test nothing more.
+        const fresh = found.filter((c) => !this.done.some((d) => d.trialId === c.id));
+        if (fresh.length) found = fresh;
         const x = f.pick * found.length;
         const victim = found[Math.floor(x)]!;
         const name = x - Math.floor(x) < 0.5 ? 'weights.bin' : 'model.json';
