@@ -14,7 +14,10 @@ export type FailureKind =
   | 'retry'
   /** W&B refused the request itself (4xx, a GraphQL error): sending it again changes nothing. */
   | 'permanent'
-  /** 401/403: the key is wrong; nothing will get through until it is fixed. */
+  /**
+   * The key is wrong (a 401, or the Viewer query refused): nothing will get through until it
+   * is fixed. A 403 elsewhere is about one run or project, not the key.
+   */
   | 'auth'
   /** Our own signal (shutting down) ended it: not a failure of the row. */
   | 'aborted';
@@ -62,6 +65,8 @@ export interface UpsertRunResult {
   entity: string;
   project: string;
   inserted: boolean;
+  /** Lines the run's history already has on W&B: where a resumed run's history goes on. */
+  historyLineCount: number;
 }
 
 export interface UpsertSweepInput {
@@ -80,10 +85,11 @@ export interface UpsertSweepResult {
   warnings: string[];
 }
 
-/** Body of a file_stream POST (see FileStreamApi._send / _thread_body). */
+/** Body of a file_stream POST (see FileStreamApi._send / _thread_body, and the preempting notice). */
 export type FileStreamBody =
   | { files: Record<string, { offset: number; content: string[] }>; dropped: number }
-  | { complete: boolean; failed?: boolean; exitcode?: number; dropped: number; uploaded: string[] };
+  | { complete: boolean; failed?: boolean; exitcode?: number; dropped: number; uploaded: string[] }
+  | { preempting: true; dropped: number };
 
 // Api.upsert_run: the mutation as the SDK sends it, without the server-settings probe.
 const UPSERT_BUCKET = `mutation UpsertBucket(
@@ -222,7 +228,7 @@ export class WandbClient {
 
   /** Api.viewer: `{ entity, username }` of the key. */
   async viewer(signal?: AbortSignal): Promise<{ entity: string | null; username: string | null }> {
-    const data = await this.graphql<{ viewer: { entity?: string | null; username?: string | null } | null }>(VIEWER, {}, signal);
+    const data = await this.graphql<{ viewer: { entity?: string | null; username?: string | null } | null }>(VIEWER, {}, signal, true);
     return { entity: data.viewer?.entity ?? null, username: data.viewer?.username ?? null };
   }
 
@@ -249,7 +255,7 @@ export class WandbClient {
       sweep: input.sweep ?? null,
       summaryMetrics: null,
     };
-    type Bucket = { id: string; name: string; sweepName?: string | null; project?: { name?: string; entity?: { name?: string } } };
+    type Bucket = { id: string; name: string; sweepName?: string | null; historyLineCount?: number | null; project?: { name?: string; entity?: { name?: string } } };
     const data = await this.graphql<{ upsertBucket: { bucket: Bucket; inserted: boolean } | null }>(UPSERT_BUCKET, variables, signal);
     const bucket = data.upsertBucket?.bucket;
     const entity = bucket?.project?.entity?.name ?? input.entity;
@@ -257,7 +263,15 @@ export class WandbClient {
     if (!bucket || !entity) {
       throw new WandbRequestError('UpsertBucket answered without the run or its entity', 'permanent');
     }
-    return { id: bucket.id, name: bucket.name, sweepName: bucket.sweepName ?? null, entity, project, inserted: Boolean(data.upsertBucket?.inserted) };
+    return {
+      id: bucket.id,
+      name: bucket.name,
+      sweepName: bucket.sweepName ?? null,
+      entity,
+      project,
+      inserted: Boolean(data.upsertBucket?.inserted),
+      historyLineCount: Math.max(0, Math.trunc(Number(bucket.historyLineCount ?? 0)) || 0),
+    };
   }
 
   /**
@@ -291,11 +305,12 @@ export class WandbClient {
   async fileStream(run: { entity: string; project: string; runId: string }, body: FileStreamBody, signal?: AbortSignal): Promise<void> {
     const e = encodeURIComponent;
     const url = `${this.baseUrl}/files/${e(run.entity)}/${e(run.project)}/${e(run.runId)}/file_stream`;
-    await this.post(url, body, signal, false);
+    await this.post(url, body, signal, { retryConflict: false, keyCheck: false });
   }
 
-  private async graphql<T>(query: string, variables: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
-    const text = await this.post(`${this.baseUrl}/graphql`, { query, variables }, signal, true);
+  /** `keyCheck`: the query says whether the key is good (Viewer); its refusal is the key's. */
+  private async graphql<T>(query: string, variables: Record<string, unknown>, signal?: AbortSignal, keyCheck = false): Promise<T> {
+    const text = await this.post(`${this.baseUrl}/graphql`, { query, variables }, signal, { retryConflict: true, keyCheck });
     let parsed: { data?: T; errors?: Array<{ message?: string }> };
     try {
       parsed = JSON.parse(text);
@@ -304,8 +319,10 @@ export class WandbClient {
     }
     if (parsed.errors && parsed.errors.length > 0) {
       const msg = parsed.errors.map((x) => x.message ?? JSON.stringify(x)).join('; ');
-      // W&B answers some permission problems as GraphQL errors with status 200.
-      const kind: FailureKind = /\b(unauthori[sz]ed|permission denied|not logged in|invalid api key)\b/i.test(msg) ? 'auth' : 'permanent';
+      // W&B answers some key problems as GraphQL errors with status 200; "permission denied"
+      // is the key's only for Viewer (elsewhere it is about one entity or project).
+      const badKey = /\b(unauthori[sz]ed|not logged in|invalid api key)\b/i.test(msg) || (keyCheck && /\bpermission denied\b/i.test(msg));
+      const kind: FailureKind = badKey ? 'auth' : 'permanent';
       throw new WandbRequestError(`W&B GraphQL error: ${this.clip(msg)}`, kind);
     }
     if (!parsed.data) throw new WandbRequestError('W&B GraphQL answer has no data', 'permanent');
@@ -313,7 +330,7 @@ export class WandbClient {
   }
 
   /** POSTs JSON; returns the body text of a 2xx answer, throws WandbRequestError otherwise. */
-  private async post(url: string, body: unknown, signal: AbortSignal | undefined, retryConflict: boolean): Promise<string> {
+  private async post(url: string, body: unknown, signal: AbortSignal | undefined, how: { retryConflict: boolean; keyCheck: boolean }): Promise<string> {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const combined = signal ? AbortSignal.any([timeout, signal]) : timeout;
     const where = `POST ${redact(url, this.apiKey)}`;
@@ -335,10 +352,12 @@ export class WandbClient {
     if (res.ok) return text;
     const status = res.status;
     const msg = `${where}: HTTP ${status}${text ? ` ${this.clip(text)}` : ''}`;
-    if (status === 401 || status === 403) throw new WandbRequestError(msg, 'auth', status);
+    // A 403 on one run's file stream (or an upsert) is that run's problem; only a 401, or the
+    // Viewer query refused, says the key is wrong.
+    if (status === 401 || (status === 403 && how.keyCheck)) throw new WandbRequestError(msg, 'auth', status);
     // The SDK retries a 409 on upserts (check_retry_conflict_or_gone) but drops a file-stream
-    // chunk answered with one (request_with_retry).
-    if (status >= 500 || status === 408 || status === 429 || (status === 409 && retryConflict)) throw new WandbRequestError(msg, 'retry', status);
+    // chunk answered with 400, 403, 404 or 409 (request_with_retry).
+    if (status >= 500 || status === 408 || status === 429 || (status === 409 && how.retryConflict)) throw new WandbRequestError(msg, 'retry', status);
     throw new WandbRequestError(msg, 'permanent', status);
   }
 
