@@ -16,7 +16,7 @@ import { UserError } from '../../util/errors.ts';
 import { redactError, wandbSettings, type WandbMode, type WandbSettings } from './config.ts';
 import { OutboxDelivery, WandbAuthError, type DeliveryOptions } from './outbox-deliver.ts';
 import { outboxCounts } from './outbox-status.ts';
-import { historyPayload, writeEpoch, writeRunEnded, writeRunStarted, type RunStart } from './outbox-write.ts';
+import { historyPayload, writeEpoch, writeRunEnded, writeRunPreempted, writeRunStarted, type RunStart } from './outbox-write.ts';
 
 export { wandbAppUrl, wandbRunId, wandbRunUrl, wandbSettings, wandbSweepUrl, redact, redactError } from './config.ts';
 export type { WandbMode, WandbSettings } from './config.ts';
@@ -31,6 +31,8 @@ export interface WandbMirror {
   epoch(trialId: string, m: EpochMetrics, step: number): Promise<void>;
   /** Summary and exit state: status is the trial's final status (finished | failed | diverged | stopped | cancelled). */
   runEnded(trialId: string, status: string, summary: Record<string, unknown>): Promise<void>;
+  /** The attempt stopped without finishing and the trial went back to the queue: the run is preempting until an attempt resumes it. */
+  runPreempted(trialId: string): Promise<void>;
   /** This worker no longer trains the trial (it ended, or went back to the queue): no more heartbeats for its run from here. */
   forget(trialId: string): void;
   /** Starts the background delivery loop (online mode only); never throws. */
@@ -77,7 +79,13 @@ export function openWandbMirror(prisma: PrismaClient, env: Env = process.env, lo
       kick();
     },
     async runEnded(trialId, status, summary) {
-      await writeRunEnded(prisma, trialId, status, summary);
+      const at = started.get(trialId);
+      await writeRunEnded(prisma, trialId, status, at !== undefined ? { ...summary, _runtime: Math.max(0, (Date.now() - at) / 1000) } : summary);
+      started.delete(trialId);
+      kick();
+    },
+    async runPreempted(trialId) {
+      await writeRunPreempted(prisma, trialId);
       started.delete(trialId);
       kick();
     },
@@ -161,6 +169,7 @@ function disabledMirror(): WandbMirror {
     async runStarted() {},
     async epoch() {},
     async runEnded() {},
+    async runPreempted() {},
     forget() {},
     start() {},
     async close() {},
@@ -230,7 +239,7 @@ export async function syncOutbox(prisma: PrismaClient, env: Env, opts: SyncOptio
   const scope = opts.sweepId ? { sweepId: opts.sweepId } : {};
   await prisma.wandbOutbox.updateMany({
     where: { ...scope, deliveredAt: null },
-    data: { failedAt: null, attempts: 0, nextAttemptAt: new Date(0) },
+    data: { failedAt: null, droppedAt: null, attempts: 0, nextAttemptAt: new Date(0) },
   });
   const errors: string[] = [];
   const delivery = new OutboxDelivery(prisma, {

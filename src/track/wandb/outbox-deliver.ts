@@ -1,11 +1,16 @@
 /**
  * Delivering the W&B outbox (a loop in each online worker, or `sweep wandb sync`): per run, in
- * order: the run upsert, then history lines by step, then the summary, then the exit. A failed
- * row holds back the rows after it. Failures back off exponentially with jitter up to
- * `maxAttempts`, then the row is undeliverable (with the reason) until `sweep wandb sync`
- * retries it. Every file-stream line goes to its fixed offset, so sending it again after an
+ * order: the run upsert, then history lines by step, then a preemption notice or the summary
+ * and the exit. A row that failed for now holds back the rows after it: failures back off
+ * exponentially with jitter up to `maxAttempts`, then the row is undeliverable (with the
+ * reason) until `sweep wandb sync` retries it. A file-stream chunk W&B refuses for good (400,
+ * 403, 404, 409) is dropped instead, as the SDK drops it: logged, kept as undeliverable, and
+ * the run goes on to its summary and exit.
+ *
+ * Every history line goes to its fixed offset (its step), so sending it again after an
  * ambiguous failure (a timeout after W&B stored it) overwrites that line instead of adding one:
- * each line arrives once.
+ * each line arrives once. A run upserted again (a resumed trial) goes on at the run's
+ * `historyLineCount`, as the SDK resumes: lines W&B already has are not sent again.
  *
  * Who delivers a run: whoever holds its lease (WandbRun.leaseOwner until leaseUntil, taken
  * atomically), so two workers never send the same run's rows at once; a loop that dies loses
@@ -16,16 +21,17 @@ import YAML from 'yaml';
 import { Prisma, type PrismaClient } from '../../infra/db.ts';
 import { WandbClient, WandbRequestError, type FileStreamBody } from './client.ts';
 import { redact, redactError, wandbRunId, wandbRunUrl, wandbSweepUrl, type WandbSettings } from './config.ts';
-import { jsonText, outboxKey, type OutboxKind } from './outbox-write.ts';
+import { wandbJson } from './json.ts';
+import { outboxKey, type OutboxKind } from './outbox-write.ts';
 
 // Rows of one run, in the order they must arrive.
-const KIND_ORDER = Prisma.sql`(CASE o."kind" WHEN 'run' THEN 0 WHEN 'history' THEN 1 WHEN 'summary' THEN 2 ELSE 3 END)`;
+const KIND_ORDER = Prisma.sql`(CASE o."kind" WHEN 'run' THEN 0 WHEN 'history' THEN 1 WHEN 'preempt' THEN 2 WHEN 'summary' THEN 3 ELSE 4 END)`;
 
-/** The first undelivered row of each run (a failed one included: it holds the run back). */
+/** The first undelivered row of each run (a failed one included: it holds the run back; a dropped one does not). */
 const HEADS = (filter: Prisma.Sql) => Prisma.sql`
   SELECT DISTINCT ON (o."trialId") o."trialId", o."sweepId", o."kind", o."step", o."nextAttemptAt", o."failedAt"
   FROM "WandbOutbox" o
-  WHERE o."trialId" IS NOT NULL AND o."deliveredAt" IS NULL ${filter}
+  WHERE o."trialId" IS NOT NULL AND o."deliveredAt" IS NULL AND o."droppedAt" IS NULL ${filter}
   ORDER BY o."trialId", ${KIND_ORDER}, o."step" NULLS FIRST, o."id"`;
 
 /** A head (h) that is a run upsert whose sweep's registration is still to be sent waits for it. */
@@ -74,7 +80,7 @@ export interface PassResult {
   attempted: number;
 }
 
-/** Thrown when W&B refuses the key (401/403): nothing will get through until it changes. */
+/** Thrown when W&B refuses the key (a 401, or Viewer refused): nothing will get through until it changes. */
 export class WandbAuthError extends Error {
   constructor(message: string) {
     super(message);
@@ -102,6 +108,8 @@ interface RunTarget {
   runId: string;
   entity: string | null;
   project: string | null;
+  /** The last history step W&B has (or that was dropped); a line must come after it. */
+  lastStep: number;
 }
 
 export class OutboxDelivery {
@@ -293,11 +301,17 @@ export class OutboxDelivery {
     try {
       for (;;) {
         if (signal?.aborted) break;
-        const rows = await this.rows(Prisma.sql`o."trialId" = ${trialId} AND o."deliveredAt" IS NULL`, this.batchLines + 1);
+        const rows = await this.rows(Prisma.sql`o."trialId" = ${trialId} AND o."deliveredAt" IS NULL AND o."droppedAt" IS NULL`, this.batchLines + 1);
         const head = rows[0];
         if (!head || head.failed || !head.due) break;
         // A line goes only after the one before it: W&B's file stream gets no gaps.
         if (head.waits) break;
+        if (head.kind === 'history' && head.step! <= target.lastStep) {
+          // W&B has later lines already (this one was refused, then retried by sync): its
+          // history only grows, so the line cannot go any more.
+          result.failed += await this.drop([head], 'W&B has later history lines of this run already; a line cannot go after them');
+          continue;
+        }
         const upsert = head.kind === 'run' || !target.entity || !target.project;
         // A run joins its sweep on W&B: while the sweep's registration is still to be sent,
         // the run waits for it.
@@ -311,18 +325,27 @@ export class OutboxDelivery {
           } else {
             if (upsert) {
               // The run upsert was never written (the trial's start did not reach the outbox):
-              // create the run from the trial's own record before sending its rows.
+              // create the run from the trial's own record, then look again at what to send
+              // (W&B may have some of these lines already).
               await this.upsertRun(target, null, signal);
+              continue;
             }
-            const request = fileStreamRequest(rows, this.batchLines);
+            const request = await this.fileStreamRequest(target, rows);
             batch = request.batch;
             await this.client.fileStream({ entity: target.entity!, project: target.project!, runId: target.runId }, request.body, signal);
           }
           ok = true;
         } catch (err) {
+          if (head.kind !== 'run' && !upsert && err instanceof WandbRequestError && err.kind === 'permanent') {
+            // W&B refused the chunk for good: drop it, as the SDK does, and go on with the rest.
+            result.failed += await this.drop(batch, redact(err.message, this.settings.apiKey));
+            if (head.kind === 'history') target.lastStep = Math.max(target.lastStep, batch[batch.length - 1].step!);
+            continue;
+          }
           result.failed += await this.recordFailure(batch, err);
         }
         if (!ok) break;
+        if (head.kind === 'history') target.lastStep = Math.max(target.lastStep, batch[batch.length - 1].step!);
         result.delivered += await this.markDelivered(batch);
         if (!(await this.renewRun(trialId))) break;
       }
@@ -343,7 +366,10 @@ export class OutboxDelivery {
     if (rows.length === 0) return null;
     const trial = await this.prisma.trial.findUnique({ where: { id: trialId }, select: { sweepId: true } });
     if (!trial) return null;
-    return { trialId, sweepId: trial.sweepId, runId: rows[0].runId, entity: rows[0].entity, project: rows[0].project };
+    const [last] = await this.prisma.$queryRaw<{ step: number | null }[]>`
+      SELECT MAX(o."step") AS step FROM "WandbOutbox" o
+      WHERE o."trialId" = ${trialId} AND o."kind" = 'history' AND (o."deliveredAt" IS NOT NULL OR o."droppedAt" IS NOT NULL)`;
+    return { trialId, sweepId: trial.sweepId, runId: rows[0].runId, entity: rows[0].entity, project: rows[0].project, lastStep: last?.step ?? -1 };
   }
 
   private async renewRun(trialId: string): Promise<boolean> {
@@ -411,6 +437,69 @@ export class OutboxDelivery {
     });
     target.entity = res.entity;
     target.project = res.project;
+    if (res.historyLineCount > 0) {
+      // A resumed run: W&B has its first historyLineCount lines, and the SDK goes on after
+      // them; those lines are not sent again (a line written late there stays W&B's). Lines
+      // W&B refused stay dropped.
+      const h = res.historyLineCount;
+      await this.prisma.$executeRaw`
+        UPDATE "WandbOutbox" SET "deliveredAt" = now(), "failedAt" = NULL, "droppedAt" = NULL, "lastError" = NULL, "updatedAt" = now()
+        WHERE "trialId" = ${target.trialId} AND "kind" = 'history' AND "step" < ${h} AND "deliveredAt" IS NULL AND "droppedAt" IS NULL`;
+      target.lastStep = Math.max(target.lastStep, h - 1);
+    }
+  }
+
+  /**
+   * The file-stream request for a run's head row other than its upsert, and the rows it
+   * delivers: history lines (with those right after it), a preemption notice, the summary or
+   * the exit.
+   */
+  private async fileStreamRequest(target: RunTarget, rows: readonly Row[]): Promise<{ batch: Row[]; body: FileStreamBody }> {
+    const head = rows[0];
+    if (head.kind === 'history') {
+      const batch = consecutive(rows, this.batchLines);
+      // Python's json.dumps(allow_nan=True): NaN and infinities go as tokens, not null.
+      const lines = batch.map((r) => wandbJson({ ...r.payload, _step: r.step }));
+      const body: FileStreamBody = {
+        files: {
+          // FileStreamApi._send with JsonlFilePolicy: lines at their offset...
+          'wandb-history.jsonl': { offset: head.step!, content: lines },
+          // ...and SummaryFilePolicy: the latest values as the run's summary meanwhile.
+          'wandb-summary.json': { offset: 0, content: [lines[lines.length - 1]] },
+        },
+        dropped: 0,
+      };
+      return { batch, body };
+    }
+    if (head.kind === 'preempt') return { batch: [head], body: { preempting: true, dropped: 0 } };
+    if (head.kind === 'summary') {
+      const summary = await this.finalSummary(target.trialId, head.payload);
+      return { batch: [head], body: { files: { 'wandb-summary.json': { offset: 0, content: [wandbJson(summary)] } }, dropped: 0 } };
+    }
+    // FileStreamApi._thread_body's final message.
+    return { batch: [head], body: { complete: true, exitcode: Number(head.payload.exitcode ?? 1), dropped: 0, uploaded: [] } };
+  }
+
+  /**
+   * The run's summary as the SDK keeps it: the last value of every history key (and the last
+   * `_step`, `_timestamp`), the final result on top, and the run time as `_runtime` and
+   * `_wandb.runtime`.
+   */
+  private async finalSummary(trialId: string, result: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const lines = await this.prisma.$queryRaw<{ step: number; payload: Record<string, unknown> }[]>`
+      SELECT o."step", o."payload" FROM "WandbOutbox" o
+      WHERE o."trialId" = ${trialId} AND o."kind" = 'history' ORDER BY o."step"`;
+    const summary: Record<string, unknown> = {};
+    let runtime = 0;
+    for (const l of lines) {
+      Object.assign(summary, l.payload, { _step: l.step });
+      if (typeof l.payload._runtime === 'number') runtime = Math.max(runtime, l.payload._runtime);
+    }
+    Object.assign(summary, result);
+    if (typeof result._runtime === 'number') runtime = Math.max(runtime, result._runtime);
+    summary._runtime = runtime;
+    summary._wandb = { runtime: Math.round(runtime) };
+    return summary;
   }
 
   // -- bookkeeping ----------------------------------------------------------------------------
@@ -424,12 +513,26 @@ export class OutboxDelivery {
       LIMIT ${limit}`;
   }
 
-  /** Marks rows sent, unless they were overwritten meanwhile (then the new payload goes next). */
+  /**
+   * Marks rows sent, unless they were overwritten meanwhile (then the new payload goes next). A
+   * history line is sent either way: W&B has a line at its offset now, and keeps it.
+   */
   private async markDelivered(rows: readonly Row[]): Promise<number> {
     return this.prisma.$executeRaw`
       UPDATE "WandbOutbox" o SET "deliveredAt" = now(), "lastError" = NULL, "updatedAt" = now()
       FROM unnest(${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.revision)}::int[]) AS d(id, rev)
-      WHERE o."id" = d.id::bigint AND o."revision" = d.rev`;
+      WHERE o."id" = d.id::bigint AND (o."revision" = d.rev OR o."kind" = 'history')`;
+  }
+
+  /** Drops file-stream rows W&B refused for good: undeliverable with the reason, no longer holding the run back. */
+  private async drop(rows: readonly Row[], reason: string): Promise<number> {
+    const n = await this.prisma.$executeRaw`
+      UPDATE "WandbOutbox" o SET "attempts" = o."attempts" + 1, "lastError" = ${reason}, "updatedAt" = now(),
+        "failedAt" = now(), "droppedAt" = now()
+      FROM unnest(${rows.map((r) => r.id)}::text[]) AS d(id) WHERE o."id" = d.id::bigint`;
+    const what = rows.length > 1 ? `${rows[0].key} (and ${rows.length - 1} more)` : rows[0].key;
+    this.log(`W&B: dropped ${what}: ${reason}; the run's later rows go on`);
+    return n;
   }
 
   /** Records a failed attempt; returns how many rows became undeliverable. */
@@ -469,33 +572,6 @@ export class OutboxDelivery {
       this.settings.apiKey,
     );
   }
-}
-
-/**
- * What a run's head row other than its upsert sends on the file stream, and the rows that
- * request delivers: a history line with those right after it, the summary, or the exit.
- */
-function fileStreamRequest(rows: readonly Row[], batchLines: number): { batch: Row[]; body: FileStreamBody } {
-  const head = rows[0];
-  if (head.kind === 'history') {
-    const batch = consecutive(rows, batchLines);
-    const lines = batch.map((r) => jsonText({ ...r.payload, _step: r.step }));
-    const body: FileStreamBody = {
-      files: {
-        // FileStreamApi._send with JsonlFilePolicy: lines at their offset...
-        'wandb-history.jsonl': { offset: head.step!, content: lines },
-        // ...and SummaryFilePolicy: the latest values as the run's summary meanwhile.
-        'wandb-summary.json': { offset: 0, content: [lines[lines.length - 1]] },
-      },
-      dropped: 0,
-    };
-    return { batch, body };
-  }
-  if (head.kind === 'summary') {
-    return { batch: [head], body: { files: { 'wandb-summary.json': { offset: 0, content: [jsonText(head.payload)] } }, dropped: 0 } };
-  }
-  // FileStreamApi._thread_body's final message.
-  return { batch: [head], body: { complete: true, exitcode: Number(head.payload.exitcode ?? 1), dropped: 0, uploaded: [] } };
 }
 
 /** The head history row and those right after it with consecutive steps (one file-stream chunk). */

@@ -12,8 +12,11 @@
 import { hostname } from 'node:os';
 import { Prisma, type PrismaClient } from '../../infra/db.ts';
 import type { EpochMetrics } from '../../train/trainer.ts';
+import { jsonText } from './json.ts';
 
-export type OutboxKind = 'sweep' | 'run' | 'history' | 'summary' | 'finish';
+export { jsonText } from './json.ts';
+
+export type OutboxKind = 'sweep' | 'run' | 'history' | 'preempt' | 'summary' | 'finish';
 
 /** Final trial states and the exit code the run reports to W&B (0 = finished, else failed). */
 export const EXIT_CODES: Readonly<Record<string, number>> = { finished: 0, stopped: 0, failed: 1, diverged: 1, cancelled: 1 };
@@ -22,6 +25,7 @@ export const outboxKey = {
   sweep: (sweepId: string) => `sweep/${sweepId}`,
   run: (trialId: string) => `${trialId}/run`,
   history: (trialId: string, phase: string, epoch: number) => `${trialId}/history/${phase}/${epoch}`,
+  preempt: (trialId: string) => `${trialId}/preempt`,
   summary: (trialId: string) => `${trialId}/summary`,
   finish: (trialId: string) => `${trialId}/finish`,
 };
@@ -29,12 +33,7 @@ export const outboxKey = {
 /** Overwrite on a repeated key: the new payload is sent again, from scratch. */
 const OVERWRITE = Prisma.sql`
   "payload" = EXCLUDED."payload", "revision" = "WandbOutbox"."revision" + 1, "deliveredAt" = NULL,
-  "failedAt" = NULL, "attempts" = 0, "nextAttemptAt" = now(), "lastError" = NULL, "updatedAt" = now()`;
-
-/** JSON for jsonb: non-finite numbers (a diverged loss) become null, as JSON has no NaN. */
-export function jsonText(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x));
-}
+  "failedAt" = NULL, "droppedAt" = NULL, "attempts" = 0, "nextAttemptAt" = now(), "lastError" = NULL, "updatedAt" = now()`;
 
 export interface RunStart {
   trialId: string;
@@ -61,7 +60,8 @@ export function wandbSweepConfig(sweepName: string, spec: unknown): Record<strin
 /**
  * Rows for a run's start: its upsert (config = params, group and tags = the sweep) and, once
  * per sweep, the sweep's registration. A new attempt drops the previous attempt's unsent
- * summary and exit, so they cannot end the run while it trains again.
+ * summary, exit and preemption notice, so they cannot end the run while it trains again. The
+ * run keeps its id, so W&B resumes the same run (its history goes on after the lines it has).
  */
 export async function writeRunStarted(prisma: PrismaClient, t: RunStart, now = Date.now()): Promise<void> {
   const run = { sweepName: t.sweepName, params: t.params, attempt: t.attempt, startedAt: now, host: hostname() };
@@ -73,7 +73,7 @@ export async function writeRunStarted(prisma: PrismaClient, t: RunStart, now = D
   await prisma.$executeRaw`
     WITH dropped AS (
       DELETE FROM "WandbOutbox"
-      WHERE "trialId" = ${t.trialId} AND "kind" IN ('summary', 'finish') AND "deliveredAt" IS NULL
+      WHERE "trialId" = ${t.trialId} AND "kind" IN ('summary', 'finish', 'preempt') AND "deliveredAt" IS NULL
     )
     INSERT INTO "WandbOutbox" ("key", "sweepId", "trialId", "kind", "payload", "updatedAt")
     VALUES ${Prisma.join(rows)}
@@ -92,8 +92,9 @@ export function historyPayload(m: EpochMetrics, now = Date.now(), startedAt?: nu
 
 /**
  * One history line per (phase, epoch), at `step`: the epoch's place in the trial's history. A
- * line written again with other values keeps its step and is sent again. Throws when the trial
- * is not in the database.
+ * line written again with other values keeps its step and replaces the unsent one; once W&B
+ * has the line it keeps it (its history only grows, as with the SDK, whose steps only
+ * increase). Throws when the trial is not in the database.
  */
 export async function writeEpoch(prisma: PrismaClient, trialId: string, payload: Record<string, unknown> & { phase: string; epoch: number }, step: number): Promise<void> {
   if (!Number.isInteger(step) || step < 0) throw new Error(`W&B outbox: step ${step} of ${trialId} ${payload.phase} epoch ${payload.epoch} is not a whole number >= 0`);
@@ -106,7 +107,8 @@ export async function writeEpoch(prisma: PrismaClient, trialId: string, payload:
     ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}
     -- The same epoch written again with the same values (a worker storing a trial's whole
     -- history at its end) changes nothing and sends nothing; only when it was measured does.
-    WHERE ("WandbOutbox"."payload" - '_timestamp' - '_runtime') IS DISTINCT FROM (EXCLUDED."payload" - '_timestamp' - '_runtime')`;
+    WHERE "WandbOutbox"."deliveredAt" IS NULL
+      AND ("WandbOutbox"."payload" - '_timestamp' - '_runtime') IS DISTINCT FROM (EXCLUDED."payload" - '_timestamp' - '_runtime')`;
   if (n === 0 && !(await prisma.trial.findUnique({ where: { id: trialId }, select: { id: true } }))) {
     throw new Error(`W&B outbox: trial ${trialId} is not in the database`);
   }
@@ -133,4 +135,17 @@ export async function writeRunEnded(prisma: PrismaClient, trialId: string, statu
     SELECT ${outboxKey.finish(trialId)}, t."sweepId", t."id", 'finish', ${jsonText({ status, exitcode })}::jsonb, now() FROM t
     ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}`;
   if (n === 0) throw new Error(`W&B outbox: trial ${trialId} is not in the database`);
+}
+
+/**
+ * The attempt stops without finishing and the trial goes back to the queue: W&B is told the
+ * run is preempting (what the SDK sends for `run.mark_preempting()`), so it shows the run as
+ * preempted instead of crashed until an attempt resumes it.
+ */
+export async function writeRunPreempted(prisma: PrismaClient, trialId: string): Promise<void> {
+  await prisma.$executeRaw`
+    INSERT INTO "WandbOutbox" ("key", "sweepId", "trialId", "kind", "payload", "updatedAt")
+    SELECT ${outboxKey.preempt(trialId)}, t."sweepId", t."id", 'preempt', '{"preempting":true}'::jsonb, now()
+    FROM "Trial" t WHERE t."id" = ${trialId}
+    ON CONFLICT ("key") DO UPDATE SET ${OVERWRITE}`;
 }

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "WandbOutbox" ADD COLUMN     "droppedAt" TIMESTAMP(3);
