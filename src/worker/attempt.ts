@@ -265,6 +265,7 @@ class TrialAttempt {
       case 'give-back':
         this.say(`given back to the queue (${d.killed ? 'killed' : 'checkpointed'}); it resumes wherever it runs next`);
         w.report(this.timing('given-back'));
+        await this.preemptWandb();
         return await this.giveBack();
       case 'end-attempt': {
         const what = d.then === 'unrecoverable' ? 'recording the end of a trial' : 'recording a failed attempt';
@@ -422,6 +423,15 @@ class TrialAttempt {
       await w.wandb.epoch(trial.id, m, step);
       this.wandbEpochs.delete(k);
     }
+  }
+
+  /** The epochs W&B has not got yet, then the run marked preempting (it resumes with the trial). */
+  private async preemptWandb(): Promise<void> {
+    // An attempt that sent W&B nothing has nothing to tell it.
+    if (this.wandbStart && this.wandbEpochs.size === 0) return;
+    await this.writeWandb()
+      .then(() => this.w.wandb.runPreempted(this.trial.id))
+      .catch((err) => this.say(`W&B outbox: ${(err as Error).message}`));
   }
 
   private endWandb(st: string, summary: Record<string, unknown>): Promise<void> {
