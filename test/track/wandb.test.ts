@@ -43,6 +43,8 @@ afterEach(async () => {
   fake.setMode('ok');
   fake.failWhen(null);
   fake.storeBeforeFailing = false;
+  // The fake checks every request as W&B's API would take it (support/fake-wandb.ts).
+  expect(fake.violations.splice(0)).toEqual([]);
 });
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
@@ -229,7 +231,17 @@ describe('delivery', () => {
     expect(hist.files['wandb-summary.json']).toEqual({ offset: 0, content: [hist.files['wandb-history.jsonl'].content[2]] });
 
     expect(mine[4].body.variables.tags).toEqual([s.name, 'pretrain', 'gru', 'finished']);
-    expect(JSON.parse(mine[5].body.files['wandb-summary.json'].content[0])).toEqual({ best_val_seq_acc: 0.5, test_seq_acc: 0.4, status: 'finished' });
+    // The final summary as the SDK keeps it: the last value of every history key, the result on top, the run time.
+    const summary = JSON.parse(mine[5].body.files['wandb-summary.json'].content[0]);
+    expect(summary).toEqual({
+      ...lines[2],
+      best_val_seq_acc: 0.5,
+      test_seq_acc: 0.4,
+      status: 'finished',
+      _runtime: expect.any(Number),
+      _wandb: { runtime: Math.round(summary._runtime) },
+    });
+    expect(summary._runtime).toBeGreaterThanOrEqual(lines[2]._runtime);
     expect(mine[6].body).toEqual({ complete: true, exitcode: 0, dropped: 0, uploaded: [] });
 
     // What W&B ends up with, and what we recorded.
@@ -265,15 +277,19 @@ describe('delivery', () => {
     expect(historyPosts(runId).map((r) => r.body.files['wandb-history.jsonl'].offset)).toEqual([0, 1, 2, 3]);
 
     // Written again with the same values (a worker storing the whole history at the end):
-    // nothing changes, nothing is sent again. Other values are sent again, to the same step.
+    // nothing changes, nothing is sent again. Other values do not go either: W&B has the line
+    // at that offset already and its history only grows (the SDK's steps only increase).
     const before = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
     await m.epoch(trialId, epoch('pretrain', 1), 1);
     const same = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
     expect(same).toMatchObject({ revision: before.revision, deliveredAt: before.deliveredAt, payload: before.payload });
+    const posts = historyPosts(runId).length;
     await m.epoch(trialId, epoch('pretrain', 1, 5), 1);
     const changed = await db.prisma.wandbOutbox.findFirstOrThrow({ where: { trialId, kind: 'history', step: 1 } });
-    expect(changed.revision).toBe(before.revision + 1);
-    await waitFor(async () => fake.history('me', 'captcha', runId)[1]?.loss === 5, 'the changed line on W&B', 20_000, 20);
+    expect(changed).toMatchObject({ revision: before.revision, deliveredAt: before.deliveredAt, payload: before.payload });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(historyPosts(runId).length).toBe(posts);
+    expect(fake.history('me', 'captcha', runId)[1]?.loss).toBe(19);
     expect(fake.history('me', 'captcha', runId).length).toBe(4);
     await expect(m.epoch('f'.repeat(32), epoch('pretrain', 0), 0)).rejects.toThrow(/trial f+ is not in the database/);
   });
@@ -470,6 +486,176 @@ describe('delivery', () => {
       expect(fileStreamOf(runId).filter((r) => r.body.complete === true).length).toBe(1);
       expect(fake.history('me', 'captcha', runId).map((l) => l?.epoch)).toEqual([0, 1, 2, 3, 4, 5]);
     }
+  });
+});
+
+describe('as the SDK does', () => {
+  const deliveryFor = (sweepId: string, log: (l: string) => void = () => {}, opts: Partial<ConstructorParameters<typeof OutboxDelivery>[1]> = {}) =>
+    new OutboxDelivery(db.prisma, { settings: { ...wandbSettings(env({ WANDB_ENTITY: 'me' })), apiKey: KEY }, sweepId, log, backoffBaseMs: 1, backoffMaxMs: 1, ...opts });
+
+  it('a history chunk W&B refuses for good is dropped and logged; the later lines, the summary and the exit go', async () => {
+    const s = await makeSweep();
+    const trialId = s.trialIds[0];
+    const runId = trialId.slice(0, 16);
+    const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
+    await start(m, s, trialId);
+    for (let e = 0; e < 2; e++) await m.epoch(trialId, epoch('pretrain', e), e);
+    const lines: string[] = [];
+    const delivery = deliveryFor(s.sweepId, (l) => lines.push(l));
+    await delivery.pass();
+    fake.failWhen((r) => r.path.endsWith(`${runId}/file_stream`) && r.body?.files?.['wandb-history.jsonl']?.offset === 2, 400, '{"error":"invalid history line"}');
+    for (let e = 2; e < 4; e++) await m.epoch(trialId, epoch('pretrain', e), e);
+    await delivery.pass();
+    fake.failWhen(null);
+    await m.epoch(trialId, epoch('gru', 0), 4);
+    await m.runEnded(trialId, 'finished', { best_val_seq_acc: 0.3 });
+    await delivery.pass();
+
+    expect(lines).toEqual([expect.stringMatching(new RegExp(`^W&B: dropped ${trialId}/history/pretrain/2 \\(and 1 more\\): POST .*/file_stream: HTTP 400 .*invalid history line.*; the run's later rows go on$`))]);
+    expect(fake.history('me', 'captcha', runId).map((l) => l?._step)).toEqual([0, 1, undefined, undefined, 4]);
+    const run = fake.run('me', 'captcha', runId)!;
+    expect(run).toMatchObject({ complete: true, exitcode: 0 });
+    expect(JSON.parse(run.summary!)).toMatchObject({ best_val_seq_acc: 0.3, phase: 'gru', _step: 4 });
+    const [st] = await outboxStatus(db.prisma, s.sweepId);
+    expect(st).toMatchObject({ pending: 0, undeliverable: 2 });
+    // sync cannot send them any more (W&B has later lines): they stay undeliverable, with why.
+    const r = await syncOutbox(db.prisma, env({ WANDB_ENTITY: 'me' }), { sweepId: s.sweepId });
+    expect(r).toMatchObject({ delivered: 0, failed: 2, pending: 0 });
+    expect(r.errors[0]).toMatch(/W&B has later history lines of this run already/);
+  });
+
+  it("a 403 on one run's file stream is that run's problem, not a bad key: delivery goes on", async () => {
+    const s = await makeSweep(2);
+    const [a, b] = s.trialIds;
+    const runA = a.slice(0, 16);
+    const lines: string[] = [];
+    const m = mirror(env({ WANDB_ENTITY: 'me' }), (l) => lines.push(l), { heartbeatMs: 30 });
+    fake.failWhen((r) => r.path.endsWith(`${runA}/file_stream`), 403, '{"error":"forbidden"}');
+    for (const id of [a, b]) {
+      await start(m, s, id);
+      await m.epoch(id, epoch('pretrain', 0), 0);
+    }
+    m.start();
+    await waitFor(async () => fake.history('me', 'captcha', b.slice(0, 16)).length === 1, 'the other run delivered', 20_000, 20);
+    await waitFor(async () => fileStreamOf(runA).some((r) => r.body.complete === false), 'a refused heartbeat', 20_000, 20);
+    for (const id of [a, b]) await m.runEnded(id, 'finished', {});
+    await waitFor(async () => fake.run('me', 'captcha', b.slice(0, 16))?.complete, 'the other run finished', 20_000, 20);
+    await waitFor(async () => (await db.prisma.wandbOutbox.count({ where: { trialId: a, deliveredAt: null, droppedAt: null } })) === 0, "the refused run's rows dropped", 20_000, 20);
+    expect(lines.some((l) => /refused the API key/.test(l))).toBe(false);
+    expect(lines.filter((l) => l.startsWith(`W&B: dropped ${a}/`)).length).toBe(3);
+    expect(lines.some((l) => /HTTP 403/.test(l))).toBe(true);
+  });
+
+  it('a resumed run goes on at its historyLineCount: lines W&B has are not sent again', async () => {
+    const s = await makeSweep();
+    const trialId = s.trialIds[0];
+    const runId = trialId.slice(0, 16);
+    const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
+    await start(m, s, trialId);
+    for (let e = 0; e < 3; e++) await m.epoch(trialId, epoch('pretrain', e), e);
+    const delivery = deliveryFor(s.sweepId);
+    await delivery.pass();
+    // Line 3 reaches W&B but the answer does not (the first attempt dies waiting for it).
+    fake.storeBeforeFailing = true;
+    fake.setMode('503');
+    await m.epoch(trialId, epoch('pretrain', 3), 3);
+    await delivery.pass();
+    fake.setMode('ok');
+    fake.storeBeforeFailing = false;
+    expect(fake.history('me', 'captcha', runId).length).toBe(4);
+    // The next attempt: the same run again; it replays epoch 3 (other values) and goes on.
+    await m.runStarted({ trialId, sweepId: s.sweepId, sweepName: s.name, params: { dropout: 0.1, kernel_size: 3 }, attempt: 2 });
+    await m.epoch(trialId, epoch('pretrain', 3, 50), 3);
+    await m.epoch(trialId, epoch('pretrain', 4), 4);
+    const from = fake.requests.length;
+    await new Promise((r) => setTimeout(r, 20));
+    await delivery.pass();
+    const after = fake.requests.slice(from).filter((r) => r.answer === 200);
+    expect(after[0].operation).toBe('UpsertBucket');
+    expect(after.filter((r) => r.body?.files?.['wandb-history.jsonl']).map((r) => r.body.files['wandb-history.jsonl'].offset)).toEqual([4]);
+    const hist = fake.history('me', 'captcha', runId);
+    expect(hist.map((l) => [l?._step, l?.loss])).toEqual([[0, 20], [1, 19], [2, 18], [3, 17], [4, 16]]);
+    expect(fake.run('me', 'captcha', runId)!.upserts).toBe(2);
+    expect(await db.prisma.wandbOutbox.count({ where: { trialId, deliveredAt: null } })).toBe(0);
+  });
+
+  it('a trial given back to the queue: its history goes, then a preempting notice; the next attempt resumes the same run', async () => {
+    const s = await makeSweep();
+    const trialId = s.trialIds[0];
+    const runId = trialId.slice(0, 16);
+    const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
+    await start(m, s, trialId);
+    for (let e = 0; e < 2; e++) await m.epoch(trialId, epoch('pretrain', e), e);
+    await m.runPreempted(trialId);
+    const delivery = deliveryFor(s.sweepId);
+    const from = fake.requests.length;
+    await delivery.pass();
+    const sent = fake.requests.slice(from).filter((r) => r.path.endsWith('/file_stream'));
+    expect(sent.map((r) => (r.body.files ? 'history' : r.body))).toEqual(['history', { preempting: true, dropped: 0 }]);
+    expect(fake.run('me', 'captcha', runId)).toMatchObject({ preempting: true, complete: false });
+    expect(fake.history('me', 'captcha', runId).length).toBe(2);
+
+    // The next attempt: the same W&B run, upserted again (no longer preempting), history on from step 2.
+    await start(m, s, trialId);
+    await m.epoch(trialId, epoch('pretrain', 2), 2);
+    await m.runEnded(trialId, 'finished', {});
+    await delivery.pass();
+    expect(fake.runs.size).toBeGreaterThan(0);
+    expect([...fake.runs.values()].filter((r) => r.name === runId).length).toBe(1);
+    expect(fake.run('me', 'captcha', runId)).toMatchObject({ preempting: false, preemptings: 1, complete: true, exitcode: 0 });
+    expect(fake.history('me', 'captcha', runId).map((l) => l?._step)).toEqual([0, 1, 2]);
+
+    // A notice not yet sent when the next attempt starts is dropped: the run trains again.
+    await m.runPreempted(trialId);
+    await start(m, s, trialId);
+    expect(await db.prisma.wandbOutbox.count({ where: { trialId, kind: 'preempt', deliveredAt: null } })).toBe(0);
+  });
+
+  it('NaN and infinities go as the JSON tokens the SDK writes, in history lines and the summary', async () => {
+    const s = await makeSweep();
+    const trialId = s.trialIds[0];
+    const runId = trialId.slice(0, 16);
+    const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
+    await start(m, s, trialId);
+    await m.epoch(trialId, epoch('pretrain', 0), 0);
+    await m.epoch(trialId, { ...epoch('pretrain', 1), loss: NaN, val_loss: Infinity }, 1);
+    await m.runEnded(trialId, 'diverged', { error: 'loss NaN', best_val_seq_acc: -Infinity });
+    await deliveryFor(s.sweepId).pass();
+    const post = historyPosts(runId).at(-1)!.body.files['wandb-history.jsonl'];
+    expect(post.content[1]).toMatch(/"loss":NaN,/);
+    expect(post.content[1]).toMatch(/"val_loss":Infinity,/);
+    const lines = fake.history('me', 'captcha', runId);
+    expect(lines[1]).toMatchObject({ loss: NaN, val_loss: Infinity, _step: 1 });
+    const summaryText = fake.run('me', 'captcha', runId)!.summary!;
+    expect(summaryText).toMatch(/"best_val_seq_acc":-Infinity/);
+    expect(summaryText).toMatch(/"loss":NaN/);
+    expect(fake.run('me', 'captcha', runId)).toMatchObject({ complete: true, exitcode: 1 });
+  });
+});
+
+describe('the strict fake W&B server', () => {
+  it('refuses what W&B would not take: unknown fields or variables, wrong types, config without value, offset gaps and rewrites, a final request without exitcode', async () => {
+    const post = async (path: string, body: unknown) => (await fetch(`${fake.url}${path}`, { method: 'POST', headers: { Authorization: `Basic ${Buffer.from(`api:${KEY}`).toString('base64')}` }, body: JSON.stringify(body) })).status;
+    const bucket = (vars: Record<string, unknown>, extra = '') => ({
+      query: `mutation UpsertBucket($name: String, $project: String, $entity: String, $config: JSONString, $tags: [String!]) { upsertBucket(input: {name: $name, modelName: $project, entityName: $entity, config: $config, tags: $tags}) { bucket { id historyLineCount ${extra} } inserted } }`,
+      variables: vars,
+    });
+    expect(await post('/graphql', bucket({ name: 'strict1', project: 'captcha', entity: 'me' }))).toBe(200);
+    expect(await post('/graphql', bucket({ name: 'strict1', project: 'captcha', entity: 'me' }, 'nonsense'))).toBe(400);
+    expect(await post('/graphql', bucket({ name: 'strict1', project: 'captcha', entity: 'me', state: 'running' }))).toBe(400);
+    expect(await post('/graphql', bucket({ name: 'strict1', project: 'captcha', tags: [1, null] }))).toBe(400);
+    expect(await post('/graphql', bucket({ name: 'strict1', project: 'captcha', config: JSON.stringify({ lr: 0.1 }) }))).toBe(400);
+    expect(await post('/graphql', { query: 'query Other { viewer { id } }', variables: {} })).toBe(400);
+    const fs = '/files/me/captcha/strict1/file_stream';
+    const line = (step: number) => JSON.stringify({ loss: 1, _step: step });
+    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 1, content: [line(1)] } } })).toBe(400);
+    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 0, content: [line(0), line(1)] } } })).toBe(200);
+    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 1, content: [line(1)] } } })).toBe(400);
+    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 2, content: [line(1)] } } })).toBe(400);
+    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 2, content: ['{"loss": nan, "_step": 2}'] } } })).toBe(400);
+    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 2, content: ['{"loss": NaN, "_step": 2}'] } } })).toBe(200);
+    expect(await post(fs, { complete: true })).toBe(400);
+    expect(fake.violations.splice(0).length).toBe(10);
   });
 });
 
