@@ -2,7 +2,7 @@
  * The worker mirrors its trials to W&B through the outbox: a real worker process, real
  * Redis and Postgres, and the fake W&B server (no real W&B is reachable from here).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
 import { runCli, startCli, testEnv, writeFile, type TestEnv } from '../e2e/helpers.ts';
@@ -19,6 +19,10 @@ beforeAll(async () => {
   t = await testEnv('wandbworker');
   db = await t.db();
   fake = await startFakeWandb({ apiKey: KEY });
+});
+afterEach(() => {
+  // The fake checks every request as W&B's API would take it (support/fake-wandb.ts).
+  expect(fake.violations.splice(0)).toEqual([]);
 });
 afterAll(async () => {
   await fake?.close();
@@ -77,5 +81,31 @@ describe('worker -> W&B', () => {
     expect(lines.map((l) => `${l?.phase}/${l?.epoch}`)).toEqual(['pretrain/0', 'pretrain/1', 'pretrain/2', 'pretrain/3', 'gru/0']);
     const stored = await db.prisma.metricPoint.findMany({ where: { trialId: trial.id, key: 'val_loss' } });
     for (const l of lines) expect(stored.find((p) => p.phase === l!.phase && p.epoch === l!.epoch)?.value).toBe(l!.val_loss);
+  });
+
+  it('a trial given back to the queue (the worker stopping) shows preempted on W&B, not crashed; the next attempt resumes the same run', async () => {
+    const launched = await launchSweep({ file: writeFile(t.dir, 'wb-given-back.yaml', tinySweep({ name: 'wb-given-back', dropout: [0.1], pretrain: 6, gru: 1 })), env: t.env });
+    const trial = await db.prisma.trial.findFirstOrThrow({ where: { sweepId: launched.sweep.id } });
+    const runId = trial.id.slice(0, 16);
+    const env = { ...t.env, WANDB_API_KEY: KEY, WANDB_BASE_URL: fake.url, WANDB_PROJECT: 'captcha', WANDB_ENTITY: 'team' };
+    const first = startCli(['worker'], env);
+    await waitFor(async () => (await db.prisma.metricPoint.count({ where: { trialId: trial.id } })) > 0, 'the first epoch');
+    first.child.kill('SIGTERM');
+    const stopped = await first.result;
+    expect(stopped.stderr).toMatch(/given back to the queue/);
+    expect((await runCli(['wandb', 'sync', '--json'], env)).code).toBe(0);
+    const given = fake.run('team', 'captcha', runId)!;
+    expect(given).toMatchObject({ preempting: true, preemptings: 1, complete: false });
+    const before = fake.history('team', 'captcha', runId).length;
+    expect(before).toBeGreaterThan(0);
+
+    const second = await runCli(['worker', '--exit-when-idle'], env);
+    expect(second.code, second.stderr).toBe(0);
+    expect((await runCli(['wandb', 'sync', '--json'], env)).code).toBe(0);
+    expect([...fake.runs.values()].filter((r) => r.name === runId).length).toBe(1);
+    expect(fake.run('team', 'captcha', runId)).toMatchObject({ preempting: false, preemptings: 1, complete: true, exitcode: 0 });
+    const lines = fake.history('team', 'captcha', runId);
+    expect(lines.map((l) => `${l?.phase}/${l?.epoch}`)).toEqual(['pretrain/0', 'pretrain/1', 'pretrain/2', 'pretrain/3', 'pretrain/4', 'pretrain/5', 'gru/0']);
+    expect(lines.map((l) => l?._step)).toEqual([0, 1, 2, 3, 4, 5, 6]);
   });
 });
