@@ -10,8 +10,9 @@
  * of their types; a run's config must be in the backend's `{key: {value, desc}}` form. On the
  * file stream, history offsets are contiguous per run: a chunk starts where the last one ended
  * (a chunk it refused counts as sent), and may go back only over lines W&B stored without the
- * client hearing so (an ambiguous failure, which the client resends at the same offsets); a
- * line it acknowledged is never rewritten, and a resumed run goes on at its `historyLineCount`.
+ * client hearing so (an ambiguous failure, which the client resends at the same offsets) or
+ * with the very same lines; a line it acknowledged is never rewritten with other content, and a
+ * resumed run goes on at its `historyLineCount`.
  * Each line is JSON (NaN / Infinity tokens allowed, as the SDK writes them) with a `_step`
  * above the one before it; the summary is one JSON object; the final request has an integer
  * `exitcode`. A request breaking a rule is answered 400 and recorded in `violations`.
@@ -309,7 +310,11 @@ export async function startFakeWandb(opts: FakeWandbOptions = {}): Promise<FakeW
   function checkHistory(run: FakeRun, offset: number, content: string[]): string | null {
     if (offset > run.nextOffset) return `file_stream: history chunk at offset ${offset} leaves a gap (next is ${run.nextOffset})`;
     for (let i = offset; i < Math.min(offset + content.length, run.nextOffset); i++) {
-      if (!run.unacked.has(i) && !run.refused.has(i)) return `file_stream: history offset ${i} rewritten: W&B acknowledged that line already`;
+      // The same line again is harmless (the client lost its note that it was sent); other
+      // content over a line W&B acknowledged is a rewrite.
+      if (!run.unacked.has(i) && !run.refused.has(i) && run.lines.get(i) !== content[i - offset]) {
+        return `file_stream: history offset ${i} rewritten: W&B acknowledged another line there`;
+      }
     }
     let prev: number | undefined;
     for (let k = offset - 1; k >= 0 && prev === undefined; k--) prev = stepAt(run, k);

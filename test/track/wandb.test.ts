@@ -650,7 +650,8 @@ describe('the strict fake W&B server', () => {
     const line = (step: number) => JSON.stringify({ loss: 1, _step: step });
     expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 1, content: [line(1)] } } })).toBe(400);
     expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 0, content: [line(0), line(1)] } } })).toBe(200);
-    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 1, content: [line(1)] } } })).toBe(400);
+    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 1, content: [line(1)] } } })).toBe(200); // the same line again
+    expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 1, content: [JSON.stringify({ loss: 2, _step: 1 })] } } })).toBe(400);
     expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 2, content: [line(1)] } } })).toBe(400);
     expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 2, content: ['{"loss": nan, "_step": 2}'] } } })).toBe(400);
     expect(await post(fs, { files: { 'wandb-history.jsonl': { offset: 2, content: ['{"loss": NaN, "_step": 2}'] } } })).toBe(200);
