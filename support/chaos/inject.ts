@@ -124,12 +124,21 @@ export class FaultInjector {
     const { t } = this;
     switch (f.kind) {
       case 'kill': {
-        const live = t.pool.live();
+        // Workers may all be between restarts (one that starts while Postgres is down exits at
+        // once): wait for a live one, as a truncation waits for a checkpoint.
+        const from = this.seconds();
+        let live = t.pool.live();
+        while (!live.length && !this.stopped && this.seconds() - from < 60) {
+          await new Promise((r) => setTimeout(r, 250));
+          live = t.pool.live();
+        }
         if (!live.length) return { injected: false, detail: 'no worker was running' };
+        const waited = this.seconds() - from;
         const w = live[Math.floor(f.pick * live.length)]!;
         t.log(`fault kill: kill -9 of ${w.label}'s process group (pid ${w.proc.pid}); a new worker in ${f.seconds.toFixed(1)} s`);
+        const at = this.seconds();
         await t.pool.kill(w, f.seconds);
-        return { injected: true, detail: `${w.label} (pid ${w.proc.pid}) and its trial process` };
+        return { injected: true, at, detail: `${w.label} (pid ${w.proc.pid}) and its trial process${waited >= 0.5 ? ` (waited ${waited.toFixed(0)} s for a live worker)` : ''}` };
       }
       case 'redis': {
         t.log('fault redis: stopping Redis');
