@@ -409,14 +409,12 @@ const PAGE_SCRIPT = String.raw`
     var bestMoved = p.trials.some(function (t) { var o = old[t.id]; return !o || o.best !== t.best || o.status !== t.status; });
     // Only running (not top) trials' curves moved: the grey lines of the others stay as drawn.
     var runningOnly = p.removed.length === 0 && p.series.every(function (s) { var o = oldSeries[s.id]; return !s.top && s.status === 'running' && (!o || (!o.top && o.status === 'running')); });
-    // A running trial's bar grows with the clock alone: not a reason to draw the timeline again.
-    var bars = function (tl) { return JSON.stringify([tl.workers, tl.bars.map(function (b) { return [b.index, b.worker, b.status, b.start, b.open ? 0 : b.end]; })]); };
-    var timelineMoved = bars(p.timeline) !== bars(D.timeline);
-    var failuresMoved = JSON.stringify(p.failures) !== JSON.stringify(D.failures);
+    // Sent only when they changed (a running trial's bar growing with the clock alone is no change).
+    var timelineMoved = !!p.timeline, failuresMoved = !!p.failures;
     D.trials = D.trials.map(function (t) { return patched[t.id] || t; });
     var kept = D.curves.series.filter(function (s) { return !gone[s.id]; }).map(function (s) { var n = fresh[s.id]; delete fresh[s.id]; return n || s; });
     D.curves = { boundary: p.curves.boundary, pretrain: p.curves.pretrain, gru: p.curves.gru, series: kept.concat(Object.keys(fresh).map(function (k) { return fresh[k]; })) };
-    D.counts = p.counts; D.total = p.total; D.timeline = p.timeline; D.failures = p.failures; D.generatedAt = p.generatedAt; D.sweep.status = p.sweepStatus;
+    D.counts = p.counts; D.total = p.total; if (p.timeline) D.timeline = p.timeline; if (p.failures) D.failures = p.failures; D.generatedAt = p.generatedAt; D.sweep.status = p.sweepStatus;
     if (p.extras) { D.positions = p.extras.positions; D.ensembles = p.extras.ensembles; D.captchas = p.extras.captchas; }
     drawCounts();
     statusOptions();

@@ -107,8 +107,12 @@ export interface LiveChange {
   extras?: { ensembles: EnsembleInput[]; readings: ReadingsInput[]; captchas: CaptchaImages };
 }
 
-export interface LivePatch extends SummaryParts {
+export interface LivePatch extends Omit<SummaryParts, 'timeline' | 'failures'> {
   version: number;
+  /** Absent when no bar changed but for running trials' bars growing with the clock. */
+  timeline?: SummaryParts['timeline'];
+  /** Absent when unchanged. */
+  failures?: SummaryParts['failures'];
   generatedAt: number;
   sweepStatus: string;
   /** Rows of the trials that changed, and of the running ones. */
@@ -134,8 +138,8 @@ export function mergePatch(data: ReportData, patch: LivePatch): ReportData {
     total: patch.total,
     trials: data.trials.map((t) => rows.get(t.id) ?? t),
     curves: { ...patch.curves, series: [...kept, ...patch.series.filter((s) => !had.has(s.id))] },
-    timeline: patch.timeline,
-    failures: patch.failures,
+    timeline: patch.timeline ?? data.timeline,
+    failures: patch.failures ?? data.failures,
     ...(patch.extras ?? {}),
   };
 }
@@ -144,6 +148,11 @@ export interface LiveState {
   input: ReportInput;
   data: ReportData;
   version: number;
+}
+
+/** The timeline as drawn but for running trials' bars, which grow with the clock alone. */
+export function timelineKey(tl: ReportData['timeline']): string {
+  return JSON.stringify([tl.workers, tl.bars.map((b) => [b.index, b.worker, b.status, b.start, b.open ? 0 : b.end])]);
 }
 
 /** The state after a full rebuild (the first load, or a change no patch can carry). */
@@ -183,12 +192,16 @@ export function applyChange(state: LiveState, change: LiveChange, secrets: reado
     if (s) series.push(s);
     else if (hadSeries.has(t.id)) removed.push(t.id);
   }
+  const { timeline, failures, ...summary } = summaryParts(next, ctx);
   const patch: LivePatch = redact(
     {
       version: state.version + 1,
       generatedAt: change.now.getTime(),
       sweepStatus: change.sweepStatus,
-      ...summaryParts(next, ctx),
+      ...summary,
+      ...(timelineKey(timeline) !== timelineKey(data.timeline) ? { timeline } : {}),
+      // Failures as the page shows them: redacted (the data holds them redacted).
+      ...(JSON.stringify(redact(failures, secrets)) !== JSON.stringify(data.failures) ? { failures } : {}),
       trials: rows,
       series,
       removed,

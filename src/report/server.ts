@@ -117,8 +117,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     const t0 = performance.now();
     polls++;
     lastPoll = Date.now();
-    const r = await live.poll();
-    const q = redact(await readQueue(o.prisma, o.queue, new Date(), o.redisLabel), secrets);
+    const [r, q0] = await Promise.all([live.poll(), readQueue(o.prisma, o.queue, new Date(), o.redisLabel)]);
+    const q = redact(q0, secrets);
     if (!sameQueue(queue, q)) {
       queue = q;
       broadcast('queue', scriptJson(q));

@@ -65,7 +65,9 @@ export class LiveSweep {
   async poll(now = new Date()): Promise<PollResult> {
     const { input } = this.state;
     const id = input.sweep.id;
-    const [rows, sweep, ensembles] = await Promise.all([
+    // One round of parallel queries. The metric marks are of the trials running at the last
+    // poll: one that started since is a changed row anyway, and is marked from the next poll.
+    const [rows, sweep, ensembles, marks] = await Promise.all([
       this.prisma.trial.findMany({
         where: { sweepId: id },
         orderBy: { index: 'asc' },
@@ -73,9 +75,9 @@ export class LiveSweep {
       }) as Promise<TrialRow[]>,
       this.prisma.sweep.findUnique({ where: { id }, select: { status: true } }),
       this.ensembleMark(),
+      this.metricMarks(input.trials.filter((t) => t.status === 'running').map((t) => t.id)),
     ]);
     if (!sweep) return this.rebuild(now); // deleted: loadReportInput says so
-    const marks = await this.metricMarks(rows.filter((t) => t.status === 'running').map((t) => t.id));
     const changed = changedTrials(input.trials, rows, this.marks, marks);
     if (changed === null) return this.rebuild(now);
     this.marks = marks;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderReport } from '../../src/report/html.ts';
-import { applyChange, changedTrials, fullState, mergePatch, rowChanged, withParams, type MetricMark, type TrialRow } from '../../src/report/live.ts';
+import { applyChange, changedTrials, fullState, mergePatch, rowChanged, timelineKey, withParams, type MetricMark, type TrialRow } from '../../src/report/live.ts';
 import { buildReport, type CurveInput, type ReportInput, type TrialInput } from '../../src/report/model.ts';
 import { catchUp, hostAllowed } from '../../src/report/server.ts';
 
@@ -111,8 +111,12 @@ describe('applyChange', () => {
     expect(next.patch.trials.map((t) => t.index)).toEqual([2]);
     expect(next.patch.series.map((s) => s.index)).toEqual([2]);
     expect(next.patch.trials[0].epochs).toEqual({ pretrain: 2, gru: 2 });
+    // Its bar grew with the clock alone and nothing failed: neither is sent.
+    expect(next.patch.timeline).toBeUndefined();
+    expect(next.patch.failures).toBeUndefined();
     const rebuilt = buildReport({ ...base, curves: [...base.curves.filter((c) => c.trialId !== trials[2].id), ...curves(trials[2].id, 2, 2)], now }, secrets);
-    const sortSeries = (d: typeof rebuilt) => ({ ...d, curves: { ...d.curves, series: [...d.curves.series].sort((a, b) => a.index - b.index) } });
+    // The same but for the order of the curves and the running bar's end (it waits for a change).
+    const sortSeries = (d: typeof rebuilt) => ({ ...d, timeline: timelineKey(d.timeline), curves: { ...d.curves, series: [...d.curves.series].sort((a, b) => a.index - b.index) } });
     expect(sortSeries(next.state.data)).toEqual(sortSeries(rebuilt));
   });
 
@@ -122,7 +126,7 @@ describe('applyChange', () => {
     const next = applyChange(state, { trials: done, changed: new Set([trials[2].id]), curves: curves(trials[2].id, 2, 3), sweepStatus: 'active', now: at(61) }, secrets)!;
     expect(next.patch.counts).toMatchObject({ running: 0, finished: 3, queued: 1 });
     expect(next.state.data.trials.find((t) => t.index === 2)).toMatchObject({ status: 'finished', top: true, best: 0.99 });
-    expect(next.patch.timeline.bars.find((b) => b.index === 2)).toMatchObject({ open: false });
+    expect(next.patch.timeline!.bars.find((b) => b.index === 2)).toMatchObject({ open: false });
   });
 
   it('the error of a failed trial reaches the patch redacted', () => {
@@ -131,7 +135,7 @@ describe('applyChange', () => {
     const next = applyChange(state, { trials: failed, changed: new Set([trials[2].id]), curves: curves(trials[2].id, 2, 1), sweepStatus: 'active', now: at(61) }, secrets)!;
     expect(JSON.stringify(next.patch)).not.toContain(SECRET);
     expect(next.patch.failures).toHaveLength(1);
-    expect(next.patch.failures[0].error).toContain('***');
+    expect(next.patch.failures![0].error).toContain('***');
   });
 
   it('a longer pretrain phase moves every curve: no patch, a full rebuild', () => {
