@@ -232,13 +232,13 @@ const PAGE_SCRIPT = String.raw`
     var series = [{ type: 'lines', id: 'others', name: 'other trials', coordinateSystem: 'cartesian2d', polyline: true, silent: big, data: others,
       lineStyle: { color: '#8895a7', width: 1, opacity: others.length > 200 ? 0.18 : 0.45 }, large: true, largeThreshold: 100, progressive: 0, zlevel: 0 },
       { type: 'lines', id: 'running', name: 'running', coordinateSystem: 'cartesian2d', polyline: true, data: running,
-        lineStyle: { color: STATUS_COLORS.running, width: 1.4, opacity: 0.8 }, progressive: 0, z: 4 }];
+        lineStyle: { color: STATUS_COLORS.running, width: 1.4, opacity: 0.8 }, progressive: 0, z: 4, zlevel: 1 }];
     var rank = D.trials.filter(function (t) { return t.top; }).sort(function (a, b) { return D.metric.goal === 'maximize' ? b.best - a.best : a.best - b.best; }).map(function (t) { return t.id; });
     tops.sort(function (a, b) { return rank.indexOf(a.id) - rank.indexOf(b.id); });
     tops.forEach(function (s, i) {
-      series.push({ type: 'line', id: 'trial-' + s.index, name: '#' + s.index, data: s[key], showSymbol: s[key].length < 30, symbolSize: 4, lineStyle: { width: 2.2 }, color: TOP_COLORS[i % TOP_COLORS.length], z: 5 });
+      series.push({ type: 'line', id: 'trial-' + s.index, name: '#' + s.index, data: s[key], showSymbol: s[key].length < 30, symbolSize: 4, lineStyle: { width: 2.2 }, color: TOP_COLORS[i % TOP_COLORS.length], z: 5, zlevel: 1 });
     });
-    series.push({ type: 'scatter', id: 'stopped', name: 'stopped', data: stops, symbol: X_MARK, symbolSize: 9, itemStyle: { color: '#ef6c00' }, z: 6 });
+    series.push({ type: 'scatter', id: 'stopped', name: 'stopped', data: stops, symbol: X_MARK, symbolSize: 9, itemStyle: { color: '#ef6c00' }, z: 6, zlevel: 1 });
     var b = D.curves.boundary;
     series.push({ type: 'line', id: 'boundary', name: 'GRU starts', data: [], silent: true,
       markLine: b === null ? undefined : { symbol: 'none', silent: true, lineStyle: { color: '#444', type: 'dashed' }, label: { formatter: 'GRU', position: 'insideEndTop' }, data: [{ xAxis: b }] } });
@@ -254,9 +254,13 @@ const PAGE_SCRIPT = String.raw`
       series: series
     };
   }
+  var curveAxes = {};
   function drawCurves() {
-    chart('chart-acc', curveOption('acc', 'val_seq_acc'));
-    chart('chart-loss', curveOption('loss', 'val_loss'));
+    ['acc', 'loss'].forEach(function (key) {
+      var o = curveOption(key, key === 'acc' ? 'val_seq_acc' : 'val_loss');
+      curveAxes[key] = { xAxis: o.xAxis, yAxis: o.yAxis };
+      chart('chart-' + key, o);
+    });
     noteIf('curves-note', D.curves.series.length === 0, 'No epoch has been stored yet.');
   }
   drawCurves();
@@ -421,9 +425,14 @@ const PAGE_SCRIPT = String.raw`
     if (timelineMoved) drawTimeline();
     if (bestMoved) { drawParallel(); drawScatters(); }
     if (runningOnly && p.series.length > 0) {
+      // The running lines are a layer of their own (zlevel 1): the grey ones are not painted
+      // again unless an axis moved.
       ['acc', 'loss'].forEach(function (key) {
-        var o = curveOption(key, key === 'acc' ? 'val_seq_acc' : 'val_loss');
-        charts['chart-' + key].setOption({ xAxis: o.xAxis, yAxis: o.yAxis, legend: o.legend, series: [o.series[1]] });
+        var o = curveOption(key, key === 'acc' ? 'val_seq_acc' : 'val_loss'), was = curveAxes[key], axes = {};
+        if (was.yAxis.min !== o.yAxis.min || was.yAxis.max !== o.yAxis.max) axes.yAxis = o.yAxis;
+        if (was.xAxis.max !== o.xAxis.max) axes.xAxis = o.xAxis;
+        curveAxes[key] = { xAxis: o.xAxis, yAxis: o.yAxis };
+        charts['chart-' + key].setOption(Object.assign(axes, { legend: o.legend, series: [o.series[1]] }));
       });
     } else if (p.series.length > 0 || p.removed.length > 0) drawCurves();
     rows = rows.map(function (r) { return patched[r.t.id] ? row(patched[r.t.id]) : r; });
