@@ -50,9 +50,13 @@ const GOAL_UPDATE_MS = 100;
 const median = (xs: number[]) => (xs.length ? [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] : NaN);
 const max = (xs: number[]) => Math.max(...xs);
 
-async function readyMs(page: Page): Promise<number> {
+/** Navigation start to the charts in view drawn (first view), and to the last chart drawn. */
+async function loadTimes(page: Page): Promise<{ first: number; last: number }> {
   await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
-  return page.evaluate(() => (window as unknown as { __report: { readyAt: number } }).__report.readyAt);
+  return page.evaluate(() => {
+    const r = (window as unknown as { __report: { readyAt: number; firstViewAt: number } }).__report;
+    return { first: r.firstViewAt, last: r.readyAt };
+  });
 }
 
 async function main(): Promise<void> {
@@ -81,18 +85,21 @@ async function main(): Promise<void> {
         serve.push(performance.now() - t);
       }
       const loads: number[] = [];
+      const lasts: number[] = [];
       for (let i = 0; i < LOADS; i++) {
         const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
         await page.goto(dash.url);
-        loads.push(await readyMs(page));
+        const l = await loadTimes(page);
+        loads.push(l.first);
+        lasts.push(l.last);
         await page.close();
       }
-      console.log(`first view: server ${serve.map((x) => x.toFixed(0)).join(', ')} ms; page ${loads.map((x) => x.toFixed(0)).join(', ')} ms`);
+      console.log(`first view: server ${serve.map((x) => x.toFixed(0)).join(', ')} ms; page ${loads.map((x) => x.toFixed(0)).join(', ')} ms (last chart ${lasts.map((x) => x.toFixed(0)).join(', ')} ms)`);
 
       // Updates, with one page open.
       const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
       await page.goto(dash.url);
-      await readyMs(page);
+      await loadTimes(page);
       const r = new Rng(11);
       const seen: number[] = [];
       const first = dash.updates.length;
@@ -121,12 +128,13 @@ async function main(): Promise<void> {
       const firstView = median(serve) + median(loads);
       const rows = [
         ['first view: server answers GET /', `${median(serve).toFixed(0)} ms (median of ${LOADS})`, '', ''],
-        ['first view: navigation start to last chart', `${median(loads).toFixed(0)} ms (median of ${LOADS})`, '', ''],
+        ['first view: navigation start to the charts in view drawn', `${median(loads).toFixed(0)} ms (median of ${LOADS})`, '', ''],
         ['first view: the two together', `${firstView.toFixed(0)} ms`, '<= 1 s', firstView <= GOAL_FIRST_MS ? 'met' : 'missed'],
         ['update: server time (poll, queue, patch), median / max', `${median(server.map((x) => x.ms)).toFixed(0)} / ${max(server.map((x) => x.ms)).toFixed(0)} ms`, '<= 100 ms', max(server.map((x) => x.ms)) <= GOAL_UPDATE_MS ? 'met' : 'missed'],
         ['update: patch size, median', `${(median(server.map((x) => x.bytes)) / 1024).toFixed(0)} KB`, '', ''],
         ['update: page applies it, median / max', `${median(applied).toFixed(0)} / ${max(applied).toFixed(0)} ms`, '', ''],
         ['update: epoch stored to page showing it, median / max', `${median(seen).toFixed(0)} / ${max(seen).toFixed(0)} ms`, '<= 2 s', max(seen) <= 2000 ? 'met' : 'missed'],
+        ['navigation start to the last chart (below the first screen too)', `${median(lasts).toFixed(0)} ms (median of ${LOADS})`, '', ''],
         ['server start (first load of the sweep)', `${startMs.toFixed(0)} ms`, '', ''],
       ];
       const markdown = [
@@ -134,13 +142,13 @@ async function main(): Promise<void> {
         '',
         markdownTable(['measure', 'value', 'goal', ''], rows),
         '',
-        `First view: GET / timed from this process (fetch, after more than one poll interval with no page open, so the server polls before answering), then ${LOADS} fresh headless Chromium pages from navigation start to the page's mark after its last chart. Updates: ${UPDATES} rounds, each one new epoch (${KEYS.length} keys) for each of the ${seeded.running.length} running trials, stored with upsertMetrics; the server polls once a second, so "stored to shown" includes up to a second of waiting for the next poll. Server times are wall time on a shared machine.`,
+        `First view: GET / timed from this process (fetch, after more than one poll interval with no page open, so the server polls before answering), then ${LOADS} fresh headless Chromium pages (1200x900) from navigation start to the frame after the charts in view are drawn (the page draws those first, then the others one per task). Updates: ${UPDATES} rounds, each one new epoch (${KEYS.length} keys) for each of the ${seeded.running.length} running trials, stored with upsertMetrics; the server polls once a second, so "stored to shown" includes up to a second of waiting for the next poll. Server times are wall time on a shared machine.`,
       ].join('\n');
       const files = writeResults({
         name: 'dashboard',
         title: `Sweep dashboard: first view and live updates, ${TRIALS.toLocaleString('en-US')} trials`,
         markdown,
-        data: { trials: TRIALS, epochs: EPOCHS, points: seeded.points, running: seeded.running.length, page_bytes: bytes, start_ms: startMs, serve_ms: serve, load_ms: loads, update_server: server, update_page_ms: applied, stored_to_shown_ms: seen, goals: { first_view_ms: GOAL_FIRST_MS, update_ms: GOAL_UPDATE_MS } },
+        data: { trials: TRIALS, epochs: EPOCHS, points: seeded.points, running: seeded.running.length, page_bytes: bytes, start_ms: startMs, serve_ms: serve, load_ms: loads, last_chart_ms: lasts, update_server: server, update_page_ms: applied, stored_to_shown_ms: seen, goals: { first_view_ms: GOAL_FIRST_MS, update_ms: GOAL_UPDATE_MS } },
         ...started,
       });
       console.log(`wrote ${files.md} and ${files.json}`);

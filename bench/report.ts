@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     console.log(`report: ${(written.bytes / 1024 ** 2).toFixed(2)} MB in ${writeSeconds.toFixed(2)} s (${cpuSeconds.toFixed(2)} CPU s)`);
 
     const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium' });
-    const loads: Array<{ readyMs: number; drawMs: number; taskMs: number; charts: Record<string, number> }> = [];
+    const loads: Array<{ readyMs: number; firstMs: number; drawMs: number; taskMs: number; charts: Record<string, number> }> = [];
     try {
       for (let i = 0; i < LOADS; i++) {
         const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
@@ -74,8 +74,8 @@ async function main(): Promise<void> {
         await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
         const taskMs = ((await busy()) - before) * 1000;
         const m = await page.evaluate(() => {
-          const r = (window as unknown as { __report: { readyAt: number; drawMs: number; timings: Record<string, number> } }).__report;
-          return { readyMs: r.readyAt, drawMs: r.drawMs, charts: r.timings };
+          const r = (window as unknown as { __report: { readyAt: number; firstViewAt: number; drawMs: number; timings: Record<string, number> } }).__report;
+          return { readyMs: r.readyAt, firstMs: r.firstViewAt, drawMs: r.drawMs, charts: r.timings };
         });
         loads.push({ ...m, taskMs });
         console.log(`load ${i + 1}: last chart drawn ${m.readyMs.toFixed(0)} ms after navigation start (page script ${m.drawMs.toFixed(0)} ms, main-thread tasks ${taskMs.toFixed(0)} ms)`);
@@ -87,11 +87,13 @@ async function main(): Promise<void> {
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
     const readyMs = median(loads.map((l) => l.readyMs));
     const drawMs = median(loads.map((l) => l.drawMs));
+    const firstMs = median(loads.map((l) => l.firstMs));
     const taskMs = median(loads.map((l) => l.taskMs));
     const rows = [
       ['page size', `${(written.bytes / 1024 ** 2).toFixed(2)} MB`, '<= 10 MB', written.bytes <= GOAL_BYTES ? 'met' : 'missed'],
       ['navigation start to last chart (median)', `${(readyMs / 1000).toFixed(2)} s`, '<= 2 s', readyMs <= GOAL_MS ? 'met' : 'missed'],
-      ['of which the page script', `${(drawMs / 1000).toFixed(2)} s`, '', ''],
+      ['of which the page script (start to last chart drawn)', `${(drawMs / 1000).toFixed(2)} s`, '', ''],
+      ['navigation start to the charts in view drawn (1200x900; median)', `${(firstMs / 1000).toFixed(2)} s`, '', ''],
       ['renderer main-thread task time until then (median)', `${(taskMs / 1000).toFixed(2)} s`, '', ''],
       ['writing the report (queries, shaping, HTML)', `${writeSeconds.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU`, '', ''],
     ];
@@ -106,7 +108,7 @@ async function main(): Promise<void> {
       name: 'report',
       title: 'Sweep report: page size and time to draw, 1,000 trials',
       markdown,
-      data: { trials: TRIALS, epochs: EPOCHS, keys: KEYS.length, points, bytes: written.bytes, write_s: writeSeconds, write_cpu_s: cpuSeconds, ready_ms: readyMs, draw_ms: drawMs, task_ms: taskMs, loads, goals: { bytes: GOAL_BYTES, ready_ms: GOAL_MS } },
+      data: { trials: TRIALS, epochs: EPOCHS, keys: KEYS.length, points, bytes: written.bytes, write_s: writeSeconds, write_cpu_s: cpuSeconds, ready_ms: readyMs, first_view_ms: firstMs, draw_ms: drawMs, task_ms: taskMs, loads, goals: { bytes: GOAL_BYTES, ready_ms: GOAL_MS } },
       ...started,
     });
     console.log(`wrote ${files.md} and ${files.json}`);

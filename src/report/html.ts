@@ -53,6 +53,8 @@ th.sorted-desc::after { content: " \\25BC"; font-size: 10px; }
 td.num { text-align: right; }
 tr.top td:first-child { font-weight: 600; }
 .table-wrap { max-height: 560px; overflow: auto; border: 1px solid var(--line); }
+.table-wrap.compact { display: inline-block; max-width: 100%; }
+.table-wrap.compact table { width: auto; min-width: 420px; }
 .filters { margin: 6px 0; display: flex; gap: 10px; align-items: center; }
 .filters input { padding: 4px 8px; width: 280px; }
 .st-finished { color: var(--ok); } .st-failed, .st-diverged { color: var(--bad); } .st-stopped { color: #b26a00; } .st-running { color: #1565c0; }
@@ -113,6 +115,10 @@ const PAGE_SCRIPT = String.raw`
     return c;
   }
   function clear(node) { node.textContent = ''; return node; }
+  // Charts are drawn after the rest of the page: those in view first, then the others one per
+  // task, so the first screen is painted before the charts below it are drawn.
+  var pending = [];
+  function later(draw, id) { pending.push({ draw: draw, id: id }); }
   function niceFloor(v) { var p = Math.pow(10, Math.floor(Math.log10(Math.abs(v) || 1)) - 1); return Math.floor(v / p) * p; }
   function niceCeil(v) { var p = Math.pow(10, Math.floor(Math.log10(Math.abs(v) || 1)) - 1); return Math.ceil(v / p) * p; }
   function noteIf(id, shown, text) { var n = document.getElementById(id); n.textContent = text; n.hidden = !shown; }
@@ -155,7 +161,7 @@ const PAGE_SCRIPT = String.raw`
   });
   noteIf('timeline-note', tl.bars.length === 0, 'No trial has started yet.');
   }
-  drawTimeline();
+  later(drawTimeline, 'chart-timeline');
 
   // 2. parallel coordinates ----------------------------------------------------------------
   var metricName = D.metric.name;
@@ -186,7 +192,7 @@ const PAGE_SCRIPT = String.raw`
   });
   noteIf('parallel-note', scored.length === 0, 'No trial has a value of ' + metricName + ' yet.');
   }
-  drawParallel();
+  later(drawParallel, 'chart-parallel');
 
   // 3. the metric against each parameter ------------------------------------------------------
   function drawScatters() {
@@ -216,7 +222,7 @@ const PAGE_SCRIPT = String.raw`
   });
   noteIf('scatter-note', D.axes.length === 0, 'The sweep varies no parameter.');
   }
-  drawScatters();
+  later(drawScatters, 'scatters');
 
   // 4. learning curves -----------------------------------------------------------------------
   function curveOption(key, label) {
@@ -263,7 +269,7 @@ const PAGE_SCRIPT = String.raw`
     });
     noteIf('curves-note', D.curves.series.length === 0, 'No epoch has been stored yet.');
   }
-  drawCurves();
+  later(drawCurves, 'chart-acc');
 
   // 5. accuracy by character position ---------------------------------------------------------
   function drawPositions() {
@@ -280,7 +286,7 @@ const PAGE_SCRIPT = String.raw`
   });
   noteIf('positions-note', P.series.length === 0, 'No finished trial has stored validation predictions yet.');
   }
-  drawPositions();
+  later(drawPositions, 'chart-positions');
 
   // 6. the table -------------------------------------------------------------------------------
   var cols = [
@@ -424,7 +430,7 @@ const PAGE_SCRIPT = String.raw`
     statusOptions();
     if (timelineMoved) drawTimeline();
     if (bestMoved) { drawParallel(); drawScatters(); }
-    if (runningOnly && p.series.length > 0) {
+    if (runningOnly && p.series.length > 0 && charts['chart-acc'] && charts['chart-loss']) {
       // The running lines are a layer of their own (zlevel 1): the grey ones are not painted
       // again unless an axis moved.
       ['acc', 'loss'].forEach(function (key) {
@@ -441,8 +447,18 @@ const PAGE_SCRIPT = String.raw`
     if (p.extras) { drawPositions(); drawEnsembles(); drawCaptchas(); }
   }
 
-  window.__report = { charts: charts, timings: timings, startedAt: t0, drawMs: performance.now() - t0, data: D, apply: apply };
-  requestAnimationFrame(function () { window.__report.readyAt = performance.now(); document.body.dataset.ready = '1'; });
+  var R = window.__report = { charts: charts, timings: timings, startedAt: t0, data: D, apply: apply };
+  var seen = pending.filter(function (p) { return document.getElementById(p.id).getBoundingClientRect().top < window.innerHeight; });
+  var rest = pending.filter(function (p) { return seen.indexOf(p) < 0; });
+  seen.forEach(function (p) { p.draw(); });
+  R.firstViewMs = performance.now() - t0;
+  requestAnimationFrame(function () { R.firstViewAt = performance.now(); });
+  (function next() {
+    var p = rest.shift();
+    if (p) { p.draw(); setTimeout(next, 0); return; }
+    R.drawMs = performance.now() - t0;
+    requestAnimationFrame(function () { R.readyAt = performance.now(); document.body.dataset.ready = '1'; });
+  })();
 })();
 `;
 
@@ -515,7 +531,7 @@ export interface LivePage {
 
 const QUEUE_SECTION = `<p class="note">The trial queue (every sweep's) and the workers running a trial, by their latest heartbeat; a heartbeat older than 90 s means the worker is probably gone.</p>
 <div class="counts" id="queue-jobs"></div><p class="note" id="queue-error" hidden></p>
-<div class="table-wrap"><table id="queue-workers"><thead><tr><th>worker</th><th>running trials</th><th>heartbeat</th></tr></thead><tbody></tbody></table></div>
+<div class="table-wrap compact"><table id="queue-workers"><thead><tr><th>worker</th><th>running trials</th><th>heartbeat</th></tr></thead><tbody></tbody></table></div>
 <p class="note" id="queue-none" hidden>No worker is running a trial.</p>`;
 
 function section(id: string, title: string, body: string): string {
