@@ -327,7 +327,7 @@ const PAGE_SCRIPT = String.raw`
     tr.dataset.text = tr.textContent.toLowerCase();
     return { t: t, tr: tr };
   }
-  var rows = D.trials.map(row);
+  var rows = [];
   function renderRows() {
     var col = cols.filter(function (c) { return c.key === sortKey; })[0];
     var q = filterText.value.trim().toLowerCase(), st = filterStatus.value;
@@ -348,7 +348,8 @@ const PAGE_SCRIPT = String.raw`
   }
   filterText.addEventListener('input', renderRows);
   filterStatus.addEventListener('change', renderRows);
-  renderRows();
+  // A thousand rows cost a layout of their own: built after the charts in view, as a chart is.
+  later(function () { rows = D.trials.map(row); renderRows(); }, 'trials');
 
   // 7. failures ----------------------------------------------------------------------------------
   function drawFailures() {
