@@ -67,17 +67,20 @@ export class LiveSweep {
     const id = input.sweep.id;
     // One round of parallel queries. The metric marks are of the trials running at the last
     // poll: one that started since is a changed row anyway, and is marked from the next poll.
-    const [rows, sweep, ensembles, marks] = await Promise.all([
-      this.prisma.trial.findMany({
-        where: { sweepId: id },
-        orderBy: { index: 'asc' },
-        select: { id: true, index: true, seed: true, status: true, worker: true, attempts: true, error: true, startedAt: true, finishedAt: true, bestMetric: true },
-      }) as Promise<TrialRow[]>,
-      this.prisma.sweep.findUnique({ where: { id }, select: { status: true } }),
-      this.ensembleMark(),
+    // Raw statements: a thousand rows a second through the query builder cost twice the time.
+    const [rows, sweeps, marks] = await Promise.all([
+      this.prisma.$queryRaw<TrialRow[]>`
+        SELECT "id", "index", "seed", "status"::text AS "status", "worker", "attempts", "error", "startedAt", "finishedAt", "bestMetric"
+        FROM "Trial" WHERE "sweepId" = ${id} ORDER BY "index"`,
+      this.prisma.$queryRaw<Array<{ status: string; n: bigint | number; last: Date | null }>>`
+        SELECT s."status", (SELECT count(*) FROM "Ensemble" e WHERE e."sweepId" = s."id") AS n,
+               (SELECT max(e."createdAt") FROM "Ensemble" e WHERE e."sweepId" = s."id") AS last
+        FROM "Sweep" s WHERE s."id" = ${id}`,
       this.metricMarks(input.trials.filter((t) => t.status === 'running').map((t) => t.id)),
     ]);
+    const sweep = sweeps[0];
     if (!sweep) return this.rebuild(now); // deleted: loadReportInput says so
+    const ensembles = ensembleMark(sweeps);
     const changed = changedTrials(input.trials, rows, this.marks, marks);
     if (changed === null) return this.rebuild(now);
     this.marks = marks;
@@ -105,11 +108,10 @@ export class LiveSweep {
 
 /** The queue's job counts and the workers' heartbeats. Redis failing is shown, not thrown. */
 export async function readQueue(prisma: PrismaClient, queue: Queue<TrialJobData> | null, now = new Date(), redisLabel = 'Redis'): Promise<QueueData> {
-  const grouped = await prisma.trial.groupBy({ by: ['worker'], where: { status: 'running' }, _count: { _all: true }, _max: { heartbeatAt: true } });
-  const workers = grouped
-    .filter((g) => g.worker !== null)
-    .map((g) => ({ worker: g.worker!, running: g._count._all, heartbeatAt: g._max.heartbeatAt?.getTime() ?? null }))
-    .sort((a, b) => a.worker.localeCompare(b.worker));
+  const rows = await prisma.$queryRaw<Array<{ worker: string; running: number; last: Date | null }>>`
+    SELECT "worker", count(*)::int AS running, max("heartbeatAt") AS last
+    FROM "Trial" WHERE "status" = 'running' AND "worker" IS NOT NULL GROUP BY "worker" ORDER BY "worker"`;
+  const workers = rows.map((r) => ({ worker: r.worker, running: Number(r.running), heartbeatAt: r.last?.getTime() ?? null }));
   if (!queue) return { at: now.getTime(), jobs: null, error: `${redisLabel} is not configured`, workers };
   try {
     const c = await withTimeout(queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), 1500);
