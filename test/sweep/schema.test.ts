@@ -372,7 +372,7 @@ describe('bad files: each problem names the file, key path, line and column', ()
     expect(e.message.split('\n')).toEqual([
       expect.stringMatching(/^sweeps\/test\.yaml:2:1: bogus: unknown key `bogus`/),
       'sweeps/test.yaml:5:24: parameters.dropout.values[2]: 1.2 is not a valid dropout: must be a number in [0, 1)',
-      'sweeps/test.yaml:6:29: parameters.kernel_size.values[1]: 0 is not a valid kernel_size: must be an integer from 1 to 60 (trials train on 60x200 images)',
+      'sweeps/test.yaml:6:29: parameters.kernel_size.values[1]: 0 is not a valid kernel_size: must be an integer >= 1',
     ]);
   });
 
@@ -387,17 +387,17 @@ describe('trainer parameters: every value a sweep can produce must be in the dom
 
   it.each([
     ['dropout: {values: [0.1, 0.2, 1.2]}', 'parameters.dropout.values[2]', '1.2 is not a valid dropout: must be a number in [0, 1)'],
-    ['kernel_size: {values: [3, 0]}', 'parameters.kernel_size.values[1]', '0 is not a valid kernel_size: must be an integer from 1 to 60 (trials train on 60x200 images)'],
+    ['kernel_size: {values: [3, 0]}', 'parameters.kernel_size.values[1]', '0 is not a valid kernel_size: must be an integer >= 1'],
     ['kernel_size: {values: [3, 5]}', 'parameters.kernel_size.values[1]', "5 is not a valid kernel_size: must be an integer from 1 to 4 under padding: report (the default): each block's first conv is `valid`, so on 60x200 images a larger kernel leaves no feature map; set `padding: same` in train: to run larger kernels"],
     ['kernel_width: {values: [7, 14]}', 'parameters.kernel_width.values[1]', "14 is not a valid kernel_width: must be an integer from 0 to 13 under padding: report (the default): each block's first conv is `valid`, so on 60x200 images a larger kernel leaves no feature map; set `padding: same` in train: to run larger kernels"],
-    ['kernel_width: {values: [7, 2.5]}', 'parameters.kernel_width.values[1]', '2.5 is not a valid kernel_width: must be an integer from 0 to 200 (0 = kernel_size; trials train on images 200 wide)'],
+    ['kernel_width: {values: [7, 2.5]}', 'parameters.kernel_width.values[1]', '2.5 is not a valid kernel_width: must be an integer >= 0 (0 = kernel_size)'],
     ['lr: {value: 0}', 'parameters.lr.value', '0 is not a valid lr: must be a number > 0'],
     ['alpha: {value: -1}', 'parameters.alpha.value', '-1 is not a valid alpha: must be a number >= 0'],
     ['batch_size: {values: [32, "64"]}', 'parameters.batch_size.values[1]', 'the string "64" is not a valid batch_size: must be an integer >= 1'],
     ['dropout: {distribution: uniform, min: 0.1, max: 1.5}', 'parameters.dropout.max', 'uniform from 0.1 to 1.5 can produce 1.5, but dropout must be a number in [0, 1)'],
     ['dropout: {min: 0.0, max: 1.0}', 'parameters.dropout.max', 'uniform from 0 to 1 can produce 1, but dropout must be a number in [0, 1)'],
     ['lr: {min: 0.0, max: 0.1}', 'parameters.lr.min', 'uniform from 0 to 0.1 can produce 0, but lr must be a number > 0'],
-    ['kernel_size: {min: 0, max: 4}', 'parameters.kernel_size', 'int_uniform from 0 to 4 can produce 0, but kernel_size must be an integer from 1 to 60 (trials train on 60x200 images)'],
+    ['kernel_size: {min: 0, max: 4}', 'parameters.kernel_size', 'int_uniform from 0 to 4 can produce 0, but kernel_size must be an integer >= 1'],
     ['kernel_size: {min: 3, max: 7}', 'parameters.kernel_size', "int_uniform from 3 to 7 can produce 5, but kernel_size must be an integer from 1 to 4 under padding: report (the default): each block's first conv is `valid`, so on 60x200 images a larger kernel leaves no feature map; set `padding: same` in train: to run larger kernels"],
     ['batch_size: {distribution: uniform, min: 16, max: 64}', 'parameters.batch_size', 'uniform from 16 to 64 produces non-integers, but batch_size must be an integer >= 1; use int_uniform or values'],
     ['lr: {distribution: normal, mu: 0.001, sigma: 0.0005}', 'parameters.lr', 'normal can produce arbitrarily small values, but lr must be a number > 0'],
@@ -447,7 +447,7 @@ describe('trainer parameters: every value a sweep can produce must be in the dom
   it('checks the train block too', () => {
     const all = problems(lines('method: grid', 'parameters: {a: {values: [1]}}', 'train:', '  kernel_size: 0', '  dropout: 1', '  lr: 0'));
     expect(all.map((p) => [p.path, p.line, p.message])).toEqual([
-      ['train.kernel_size', 4, '0 is not a valid kernel_size: must be an integer from 1 to 60 (trials train on 60x200 images)'],
+      ['train.kernel_size', 4, '0 is not a valid kernel_size: must be an integer >= 1'],
       ['train.dropout', 5, '1 is not a valid dropout: must be a number in [0, 1)'],
       ['train.lr', 6, '0 is not a valid lr: must be a number > 0'],
     ]);
