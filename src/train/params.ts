@@ -34,7 +34,7 @@ export interface TrainerParam extends Domain {
  * sweep file schema (src/sweep/schema.ts) checks `train:` and `parameters:` against it.
  */
 export const TRAINER_PARAMS = {
-  // The image size bounds it (SWEEP_PARAM_DOMAINS below); even sizes pad 'same' as Keras does.
+  // The sweep's image size bounds it (checked in src/sweep/schema.ts); even sizes pad 'same' as Keras does.
   kernel_size: { integer: true, min: 1, default: 3, expected: 'an integer >= 1', doc: 'convolution kernel size' },
   kernel_width: { integer: true, min: 0, default: 0, expected: 'an integer >= 0 (0 = kernel_size)', doc: 'convolution kernel width (across the image); kernel_size is then its height; 0 = square', omitAtDefault: true },
   padding: { choices: PADDINGS, default: 'report' as Padding, expected: '`report` or `same`', doc: "each conv block's first conv: `report` = 'valid' as the report's model (kernels up to 4 on 60x200 images), `same` = 'same' (any kernel up to the image's size)", omitAtDefault: true },
