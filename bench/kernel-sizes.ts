@@ -7,7 +7,7 @@
  * the wall clock but does not change the comparison.
  *
  *   npx tsx bench/kernel-sizes.ts [--budget-min 25] [--train 20000] [--pretrain 1] [--gru 3] [--parallel 2] [--nice 0]
- *                                 [--out bench/out/kernel-sizes]
+ *                                 [--out bench/out/kernel-sizes] [--page-only]
  *
  * An arm stopped part way goes on where it was when the script is run again with the same
  * settings (accuracy.ts resumes from its checkpoint). Writes bench/results/kernel-sizes.md and .json.
@@ -30,6 +30,8 @@ const { values: a } = parseArgs({
     parallel: { type: 'string', default: '2' },
     nice: { type: 'string', default: '0' },
     out: { type: 'string', default: 'bench/out/kernel-sizes' },
+    /** Only rewrite the results page from the arms' curves so far (a run still going, or stopped). */
+    'page-only': { type: 'boolean', default: false },
   },
 });
 
@@ -105,6 +107,10 @@ function page(status: string): void {
   });
 }
 
+if (a['page-only']) {
+  page(`partial: the arms' epochs so far (each stops at the first epoch end past ${a['budget-min']} CPU minutes)`);
+  process.exit(0);
+}
 // Arms run `--parallel` at a time; the page is rewritten as each one ends.
 const queue = [...ARMS];
 const failures: string[] = [];
