@@ -45,7 +45,7 @@ export interface Dashboard {
   url: string;
   port: number;
   live: LiveSweep;
-  /** Server time of each update sent, in order. */
+  /** Server time of the updates sent, in order (the latest KEEP_TIMINGS). */
   updates: UpdateTiming[];
   /** Query rounds made. */
   polls(): number;
@@ -57,6 +57,8 @@ export interface Dashboard {
 /** Patches kept for pages that connect late (they ask for what came after their version). */
 const KEEP_PATCHES = 120;
 const KEEPALIVE_MS = 15_000;
+/** Update timings kept (a server runs for days). */
+const KEEP_TIMINGS = 1000;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
 /** Whether a request's Host header names this server (a page of another site cannot reach it by a rebound name). */
@@ -113,6 +115,11 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     for (const res of clients) send(res, event, data);
   };
 
+  const record = (u: UpdateTiming) => {
+    updates.push(u);
+    if (updates.length > KEEP_TIMINGS) updates.splice(0, updates.length - KEEP_TIMINGS);
+  };
+
   async function round(): Promise<void> {
     const t0 = performance.now();
     polls++;
@@ -128,11 +135,11 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       if (patches.length > KEEP_PATCHES) patches.shift();
       const json = scriptJson(r.patch);
       broadcast('patch', json);
-      updates.push({ ms: performance.now() - t0, bytes: json.length, kind: 'patch' });
+      record({ ms: performance.now() - t0, bytes: json.length, kind: 'patch' });
     } else if (r.kind === 'reload') {
       patches.length = 0;
       broadcast('reload', String(r.version));
-      updates.push({ ms: performance.now() - t0, bytes: 0, kind: 'reload' });
+      record({ ms: performance.now() - t0, bytes: 0, kind: 'reload' });
     }
   }
 

@@ -112,7 +112,7 @@ export async function readQueue(prisma: PrismaClient, queue: Queue<TrialJobData>
     SELECT "worker", count(*)::int AS running, max("heartbeatAt") AS last
     FROM "Trial" WHERE "status" = 'running' AND "worker" IS NOT NULL GROUP BY "worker" ORDER BY "worker"`;
   const workers = rows.map((r) => ({ worker: r.worker, running: Number(r.running), heartbeatAt: r.last?.getTime() ?? null }));
-  if (!queue) return { at: now.getTime(), jobs: null, error: `${redisLabel} is not configured`, workers };
+  if (!queue) return { at: now.getTime(), jobs: null, error: `${redisLabel} did not answer when the dashboard started (restart it to see the queue)`, workers };
   try {
     const c = await withTimeout(queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), 1500);
     return {
