@@ -93,93 +93,128 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
   });
 }
 
-export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
-  const secrets = secretValues(o.env);
-  const pollMs = o.pollMs ?? 1000;
-  const live = await LiveSweep.open(o.prisma, o.sweep, { env: o.env, secrets });
-  let queue: QueueData = redact(await readQueue(o.prisma, o.queue, new Date(), o.redisLabel), secrets);
-  const echarts = echartsSource();
-  const clients = new Set<http.ServerResponse>();
-  const patches: LivePatch[] = [];
-  const updates: UpdateTiming[] = [];
-  let page: { version: number; html: string } | null = null;
-  let polls = 0;
-  let lastPoll = Date.now();
-  let ticking: Promise<void> | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  let closed = false;
-  let port = o.port;
+/**
+ * The poll loop and the pages it feeds: one round at a time, at most one per `pollMs`, only
+ * while a page is connected (or when a page is asked for after a quiet spell).
+ */
+class LiveHub {
+  readonly clients = new Set<http.ServerResponse>();
+  readonly updates: UpdateTiming[] = [];
+  private readonly patches: LivePatch[] = [];
+  polls = 0;
+  private lastPoll = Date.now();
+  private ticking: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
 
-  const send = (res: http.ServerResponse, event: string, data: string) => res.write(`event: ${event}\ndata: ${data}\n\n`);
-  const broadcast = (event: string, data: string) => {
-    for (const res of clients) send(res, event, data);
-  };
+  constructor(
+    private readonly o: DashboardOptions,
+    readonly live: LiveSweep,
+    public queue: QueueData,
+    private readonly secrets: readonly string[],
+    private readonly pollMs: number,
+  ) {}
 
-  const record = (u: UpdateTiming) => {
-    updates.push(u);
-    if (updates.length > KEEP_TIMINGS) updates.splice(0, updates.length - KEEP_TIMINGS);
-  };
+  private send(res: http.ServerResponse, event: string, data: string): void {
+    res.write(`event: ${event}\ndata: ${data}\n\n`);
+  }
 
-  async function round(): Promise<void> {
+  private broadcast(event: string, data: string): void {
+    for (const res of this.clients) this.send(res, event, data);
+  }
+
+  private record(u: UpdateTiming): void {
+    this.updates.push(u);
+    if (this.updates.length > KEEP_TIMINGS) this.updates.splice(0, this.updates.length - KEEP_TIMINGS);
+  }
+
+  private async round(): Promise<void> {
     const t0 = performance.now();
-    polls++;
-    lastPoll = Date.now();
-    const [r, q0] = await Promise.all([live.poll(), readQueue(o.prisma, o.queue, new Date(), o.redisLabel)]);
-    const q = redact(q0, secrets);
-    if (!sameQueue(queue, q)) {
-      queue = q;
-      broadcast('queue', scriptJson(q));
+    this.polls++;
+    this.lastPoll = Date.now();
+    const [r, q0] = await Promise.all([this.live.poll(), readQueue(this.o.prisma, this.o.queue, new Date(), this.o.redisLabel)]);
+    const q = redact(q0, this.secrets);
+    if (!sameQueue(this.queue, q)) {
+      this.queue = q;
+      this.broadcast('queue', scriptJson(q));
     }
     if (r.kind === 'patch') {
-      patches.push(r.patch);
-      if (patches.length > KEEP_PATCHES) patches.shift();
+      this.patches.push(r.patch);
+      if (this.patches.length > KEEP_PATCHES) this.patches.shift();
       const json = scriptJson(r.patch);
-      broadcast('patch', json);
-      record({ ms: performance.now() - t0, bytes: json.length, kind: 'patch' });
+      this.broadcast('patch', json);
+      this.record({ ms: performance.now() - t0, bytes: json.length, kind: 'patch' });
     } else if (r.kind === 'reload') {
-      patches.length = 0;
-      broadcast('reload', String(r.version));
-      record({ ms: performance.now() - t0, bytes: 0, kind: 'reload' });
+      this.patches.length = 0;
+      this.broadcast('reload', String(r.version));
+      this.record({ ms: performance.now() - t0, bytes: 0, kind: 'reload' });
     }
   }
 
   /** One round at a time; a caller arriving during one waits for it. */
-  function tick(): Promise<void> {
-    ticking ??= round()
-      .catch((err) => broadcast('problem', scriptJson(redact({ message: String((err as Error).message ?? err).split('\n')[0] }, secrets))))
-      .finally(() => (ticking = null));
-    return ticking;
+  tick(): Promise<void> {
+    this.ticking ??= this.round()
+      .catch((err) => this.broadcast('problem', scriptJson(redact({ message: String((err as Error).message ?? err).split('\n')[0] }, this.secrets))))
+      .finally(() => (this.ticking = null));
+    return this.ticking;
   }
 
-  function schedule(): void {
-    if (closed || timer || clients.size === 0) return;
-    timer = setTimeout(async () => {
-      await tick();
-      timer = null;
-      schedule();
-    }, Math.max(0, lastPoll + pollMs - Date.now()));
+  /** Data at most one poll interval old for a page asked for while none is open. */
+  async fresh(): Promise<void> {
+    if (this.clients.size === 0 && Date.now() - this.lastPoll >= this.pollMs) await this.tick();
   }
 
-  function events(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+  private schedule(): void {
+    if (this.closed || this.timer || this.clients.size === 0) return;
+    this.timer = setTimeout(
+      async () => {
+        await this.tick();
+        this.timer = null;
+        this.schedule();
+      },
+      Math.max(0, this.lastPoll + this.pollMs - Date.now()),
+    );
+  }
+
+  /** GET /events?since=VERSION: what the page missed, then every change as it comes. */
+  events(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
     const since = Number(url.searchParams.get('since'));
-    const missed = Number.isInteger(since) ? catchUp(patches, since, live.state.version) : null;
-    if (missed === null) send(res, 'reload', String(live.state.version));
-    else for (const p of missed) send(res, 'patch', scriptJson(p));
-    send(res, 'queue', scriptJson(queue));
-    clients.add(res);
+    const missed = Number.isInteger(since) ? catchUp(this.patches, since, this.live.state.version) : null;
+    if (missed === null) this.send(res, 'reload', String(this.live.state.version));
+    else for (const p of missed) this.send(res, 'patch', scriptJson(p));
+    this.send(res, 'queue', scriptJson(this.queue));
+    this.clients.add(res);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
     req.on('close', () => {
       clearInterval(keepalive);
-      clients.delete(res);
+      this.clients.delete(res);
     });
-    schedule();
+    this.schedule();
   }
 
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const res of this.clients) res.end();
+    this.clients.clear();
+    await this.ticking;
+  }
+}
+
+const HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'no-referrer' };
+
+export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
+  const secrets = secretValues(o.env);
+  const live = await LiveSweep.open(o.prisma, o.sweep, { env: o.env, secrets });
+  const hub = new LiveHub(o, live, redact(await readQueue(o.prisma, o.queue, new Date(), o.redisLabel), secrets), secrets, o.pollMs ?? 1000);
+  const echarts = echartsSource();
+  let page: { version: number; html: string } | null = null;
+  let port = o.port;
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const headers = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'no-referrer' };
-    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    for (const [k, v] of Object.entries(HEADERS)) res.setHeader(k, v);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('read-only: GET and HEAD only\n');
       return;
@@ -189,20 +224,20 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       return;
     }
     const url = new URL(req.url ?? '/', 'http://dashboard');
-    if (url.pathname === '/events') return events(req, res, url);
+    if (url.pathname === '/events') return hub.events(req, res, url);
     if (url.pathname !== '/' && url.pathname !== '/data.json') {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: the dashboard is at /\n');
       return;
     }
-    // A page opened while none is watching gets data at most one poll interval old.
-    if (clients.size === 0 && Date.now() - lastPoll >= pollMs) await tick();
+    await hub.fresh();
     const state = live.state;
+    const body = (text: string) => (req.method === 'HEAD' ? undefined : text);
     if (url.pathname === '/data.json') {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(req.method === 'HEAD' ? undefined : JSON.stringify({ version: state.version, data: state.data, queue }));
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(body(JSON.stringify({ version: state.version, data: state.data, queue: hub.queue })));
       return;
     }
-    if (page?.version !== state.version) page = { version: state.version, html: renderReport(state.data, echarts, { live: { version: state.version, queue } }) };
-    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : page.html);
+    if (page?.version !== state.version) page = { version: state.version, html: renderReport(state.data, echarts, { live: { version: state.version, queue: hub.queue } }) };
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(body(page.html));
   }
 
   const server = http.createServer((req, res) => {
@@ -218,15 +253,11 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     url: `http://${shownHost}:${port}/`,
     port,
     live,
-    updates,
-    polls: () => polls,
-    clients: () => clients.size,
+    updates: hub.updates,
+    polls: () => hub.polls,
+    clients: () => hub.clients.size,
     async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
-      for (const res of clients) res.end();
-      clients.clear();
-      await ticking;
+      await hub.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
