@@ -142,7 +142,7 @@ async function main(): Promise<void> {
         '',
         markdownTable(['measure', 'value', 'goal', ''], rows),
         '',
-        `First view: GET / timed from this process (fetch, after more than one poll interval with no page open, so the server polls before answering), then ${LOADS} fresh headless Chromium pages (1200x900) from navigation start to the frame after the charts in view are drawn (the page draws those first, then the others one per task). Updates: ${UPDATES} rounds, each one new epoch (${KEYS.length} keys) for each of the ${seeded.running.length} running trials, stored with upsertMetrics; the server polls once a second, so "stored to shown" includes up to a second of waiting for the next poll. Server times are wall time on a shared machine.`,
+        `First view: GET / timed from this process (fetch, after more than one poll interval with no page open, so the server polls before answering), then ${LOADS} fresh headless Chromium pages (1200x900) from navigation start to the frame after the charts in view are drawn (the page draws those first, then the others in one more task). Updates: ${UPDATES} rounds, each one new epoch (${KEYS.length} keys) for each of the ${seeded.running.length} running trials, stored with upsertMetrics; the server polls once a second, so "stored to shown" includes up to a second of waiting for the next poll. Server times are wall time on a shared machine.`,
       ].join('\n');
       const files = writeResults({
         name: 'dashboard',
