@@ -16,8 +16,9 @@ import type { PrismaClient } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
 import { UserError } from '../util/errors.ts';
+import { sha256File } from '../util/hash.ts';
 import { trialDir } from '../infra/artifacts.ts';
-import { findInputShape, MANIFEST_FILE, READER_FORMAT, READER_VERSION, sha256File, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
+import { findInputShape, MANIFEST_FILE, READER_FORMAT, READER_VERSION, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
 import type { EnsembleSummary, MemberScore } from './build.ts';
 
 /** A manifest member before it has a directory in the reader, with where its model may be. */

@@ -8,9 +8,9 @@
  * A directory written before file lists existed is checked as far as it can be: its JSON must
  * parse and each weights file must be as long as its manifest's shapes say.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { sha256File } from '../util/hash.ts';
 import { writeFileAtomic } from './io.ts';
 
 export const FILE_LIST = 'files.json';
@@ -25,10 +25,6 @@ export interface FileList {
   files: Record<string, FileRecord>;
 }
 
-function sha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
-
 /** Records every file of `dir` (not its subdirectories) in `dir/files.json`, durably. */
 export function writeFileList(dir: string): FileList {
   const files: Record<string, FileRecord> = {};
@@ -37,7 +33,7 @@ export function writeFileList(dir: string): FileList {
     const p = join(dir, name);
     const st = statSync(p);
     if (!st.isFile()) continue;
-    files[name] = { bytes: st.size, sha256: sha256(p) };
+    files[name] = { bytes: st.size, sha256: sha256File(p) };
   }
   const list: FileList = { version: 1, files };
   writeFileAtomic(join(dir, FILE_LIST), `${JSON.stringify(list, null, 1)}\n`);
@@ -77,7 +73,7 @@ export function checkFiles(dir: string, required: readonly string[] = []): FileP
     }
     const size = statSync(p).size;
     if (size !== want.bytes) problems.push({ file: p, problem: `${size} bytes where ${want.bytes} were written` });
-    else if (sha256(p) !== want.sha256) problems.push({ file: p, problem: 'its contents changed since it was written (sha256 differs)' });
+    else if (sha256File(p) !== want.sha256) problems.push({ file: p, problem: 'its contents changed since it was written (sha256 differs)' });
   }
   return problems;
 }
