@@ -11,7 +11,7 @@
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { checkFiles, describeProblems } from '../train/integrity.ts';
+import { describeProblems, modelProblems } from '../train/integrity.ts';
 import type { PrismaClient } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
@@ -41,7 +41,7 @@ export function locateModel(m: Pick<ExportMember, 'trialId' | 'recorded'>, env: 
   const candidates = [...new Set([...m.recorded, path.join(trialDir(m.trialId, env), 'model')])];
   const found = candidates.find((d) => existsSync(path.join(d, 'model.json')));
   if (found) {
-    const problems = checkFiles(found, ['model.json', 'weights.bin']);
+    const problems = modelProblems(found);
     if (problems.length) throw new UserError(`trial ${m.trialId}: its model in ${found} is damaged: ${describeProblems(problems)}`);
     return found;
   }

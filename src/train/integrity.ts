@@ -112,6 +112,15 @@ export function checkListed(dir: string, names: readonly string[]): FileProblem[
   return problems;
 }
 
+/**
+ * The problems of a trained model's directory (a trial's model/, a reader's member): with a
+ * file list, every listed file as written; without one, model.json parses and each weights
+ * file has its manifest's length. model.json is required either way.
+ */
+export function modelProblems(dir: string): FileProblem[] {
+  return checkFiles(dir, ['model.json']);
+}
+
 /** For a directory without a file list: JSON files parse, and each weights file has its manifest's length. */
 function checkUnlisted(dir: string): FileProblem[] {
   const problems: FileProblem[] = [];

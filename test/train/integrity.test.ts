@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FILE_LIST, checkFiles, describeProblems, moveAside, writeFileList } from '../../src/train/integrity.ts';
+import { FILE_LIST, checkFiles, checkListed, describeProblems, modelProblems, moveAside, writeFileList } from '../../src/train/integrity.ts';
 
 let root: string;
 let dir: string;
@@ -52,6 +52,38 @@ describe('checkpoint file lists', () => {
     expect(checkFiles(dir, ['model.json'])).toEqual([{ file: path.join(dir, 'weights.bin'), problem: '40 bytes where its manifest (model.json) needs 2304' }]);
     writeFileSync(path.join(dir, 'model.json'), '{"modelTopology": {');
     expect(checkFiles(dir, ['model.json'])).toEqual([{ file: path.join(dir, 'model.json'), problem: 'not valid JSON (truncated?)' }]);
+  });
+
+  it.each([
+    // listed, damage, problem of the named file (null: intact)
+    [true, 'none', null],
+    [false, 'none', null],
+    [true, 'flip weights', ['weights.bin', 'its contents changed since it was written (sha256 differs)']],
+    [false, 'flip weights', null], // without a list, only lengths can be checked
+    [true, 'truncate weights', ['weights.bin', '40 bytes where 2304 were written']],
+    [false, 'truncate weights', ['weights.bin', '40 bytes where its manifest (model.json) needs 2304']],
+    [true, 'remove model.json', ['model.json', 'missing']],
+    [false, 'remove model.json', ['model.json', 'missing']],
+  ] as const)('modelProblems, file list %s, %s: %j', (listed, damage, want) => {
+    if (listed) writeFileList(dir);
+    const weights = path.join(dir, 'weights.bin');
+    if (damage === 'flip weights') writeFileSync(weights, Buffer.alloc(576 * 4, 3));
+    if (damage === 'truncate weights') truncateSync(weights, 40);
+    if (damage === 'remove model.json') unlinkSync(path.join(dir, 'model.json'));
+    expect(modelProblems(dir)).toEqual(want ? [{ file: path.join(dir, want[0]), problem: want[1] }] : []);
+  });
+
+  it('checkListed: only the named files, and nothing without a list', () => {
+    truncateSync(path.join(dir, 'optimizer.bin'), 1);
+    expect(checkListed(dir, ['weights.bin'])).toEqual([]);
+    writeFileList(dir);
+    truncateSync(path.join(dir, 'weights.bin'), 40);
+    unlinkSync(path.join(dir, 'optimizer.bin'));
+    expect(checkListed(dir, ['model.json'])).toEqual([]);
+    expect(checkListed(dir, ['weights.bin', 'optimizer.bin', 'not-listed.bin'])).toEqual([
+      { file: path.join(dir, 'weights.bin'), problem: '40 bytes where 2304 were written' },
+      { file: path.join(dir, 'optimizer.bin'), problem: 'missing' },
+    ]);
   });
 
   it('moves a damaged directory aside under a dot name, kept for inspection', () => {
