@@ -11,7 +11,7 @@
 import { existsSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { sha256File } from '../util/hash.ts';
-import { writeFileAtomic } from './io.ts';
+import { takeWritten, writeFileAtomic } from './io.ts';
 
 export const FILE_LIST = 'files.json';
 
@@ -25,7 +25,10 @@ export interface FileList {
   files: Record<string, FileRecord>;
 }
 
-/** Records every file of `dir` (not its subdirectories) in `dir/files.json`, durably. */
+/**
+ * Records every file of `dir` (not its subdirectories) in `dir/files.json`, durably. A file
+ * writeFileAtomic has just written is recorded from the bytes it wrote; others are read.
+ */
 export function writeFileList(dir: string): FileList {
   const files: Record<string, FileRecord> = {};
   for (const name of readdirSync(dir).sort()) {
@@ -33,7 +36,7 @@ export function writeFileList(dir: string): FileList {
     const p = join(dir, name);
     const st = statSync(p);
     if (!st.isFile()) continue;
-    files[name] = { bytes: st.size, sha256: sha256File(p) };
+    files[name] = takeWritten(p) ?? { bytes: st.size, sha256: sha256File(p) };
   }
   const list: FileList = { version: 1, files };
   writeFileAtomic(join(dir, FILE_LIST), `${JSON.stringify(list, null, 1)}\n`);

@@ -1,7 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { writeFileAtomic } from '../../src/train/io.ts';
+import { sha256File } from '../../src/util/hash.ts';
 import { FILE_LIST, checkFiles, checkListed, describeProblems, modelProblems, moveAside, writeFileList } from '../../src/train/integrity.ts';
 
 let root: string;
@@ -44,6 +46,26 @@ describe('checkpoint file lists', () => {
     const problems = checkFiles(dir, ['model.json']);
     expect(problems).toEqual([{ file: path.join(dir, file), problem }]);
     expect(describeProblems(problems)).toBe(`${path.join(dir, file)}: ${problem}`);
+  });
+
+  it('takes the hashes of files it has just written from the bytes written, in the same format', () => {
+    const fresh = path.join(root, 'fresh');
+    writeFileAtomic(path.join(fresh, 'weights.bin'), Buffer.alloc(2304, 7));
+    writeFileAtomic(path.join(fresh, 'model.json'), JSON.stringify(manifest));
+    writeFileSync(path.join(fresh, 'extra.bin'), Buffer.alloc(10, 1)); // not through the writer: read
+    // The disk hands back other bytes than were written (same inode, size and mtime): the list
+    // records what the writer wrote, so the damage shows at the next check.
+    const weights = path.join(fresh, 'weights.bin');
+    const st = statSync(weights);
+    writeFileSync(weights, Buffer.alloc(2304, 8));
+    utimesSync(weights, st.atime, st.mtime);
+    const list = writeFileList(fresh);
+    expect(list.files['model.json']).toEqual({ bytes: JSON.stringify(manifest).length, sha256: sha256File(path.join(fresh, 'model.json')) });
+    expect(list.files['extra.bin']).toEqual({ bytes: 10, sha256: sha256File(path.join(fresh, 'extra.bin')) });
+    expect(list.files['weights.bin']!.sha256).not.toBe(sha256File(weights));
+    expect(checkFiles(fresh, ['model.json'])).toEqual([{ file: weights, problem: 'its contents changed since it was written (sha256 differs)' }]);
+    // A record is used once: listed again, the file is read.
+    expect(writeFileList(fresh).files['weights.bin']!.sha256).toBe(sha256File(weights));
   });
 
   it('checks a directory written before file lists by its manifest: a truncated weights file is caught', () => {
