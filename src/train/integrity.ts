@@ -11,7 +11,7 @@
 import { existsSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { sha256File } from '../util/hash.ts';
-import { takeWritten, writeFileAtomic } from './io.ts';
+import { takeWritten, writeFileAtomic } from './atomic-file.ts';
 
 export const FILE_LIST = 'files.json';
 

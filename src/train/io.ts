@@ -6,10 +6,12 @@
  * uses, so the same calls and files work with or without it. When tfjs-node is loaded it
  * registers its own `file://` router and ours stands aside.
  */
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { sha256Hex } from '../util/hash.ts';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.ts';
 import * as tf from './tf.ts';
+
+export { writeFileAtomic };
 
 const SCHEME = 'file://';
 
@@ -20,69 +22,6 @@ export interface NamedTensor {
 
 function stripScheme(url: string): string {
   return url.startsWith(SCHEME) ? url.slice(SCHEME.length) : url;
-}
-
-/** What this process wrote to a file: its size and sha256, and the inode and mtime it got. */
-interface Written {
-  bytes: number;
-  sha256: string;
-  ino: number;
-  mtimeMs: number;
-}
-
-/**
- * The files written last (a checkpoint's or a model's), so that their file list takes the
- * hashes from the bytes the writer had instead of reading every file back. Bounded: a
- * file nobody lists only costs a slot until it is pushed out.
- */
-const recentlyWritten = new Map<string, Written>();
-const RECENTLY_WRITTEN_MAX = 256;
-
-/**
- * Size and sha256 of `path` as writeFileAtomic wrote it, when it is still that file (same
- * inode, size and mtime to the millisecond); undefined otherwise. Each record is taken once.
- */
-export function takeWritten(path: string): { bytes: number; sha256: string } | undefined {
-  const key = resolve(path);
-  const w = recentlyWritten.get(key);
-  if (!w) return undefined;
-  recentlyWritten.delete(key);
-  const st = statSync(path, { throwIfNoEntry: false });
-  if (!st || st.ino !== w.ino || st.size !== w.bytes || Math.trunc(st.mtimeMs) !== Math.trunc(w.mtimeMs)) return undefined;
-  return { bytes: w.bytes, sha256: w.sha256 };
-}
-
-function remember(path: string, w: Written): void {
-  const key = resolve(path);
-  recentlyWritten.delete(key);
-  recentlyWritten.set(key, w);
-  if (recentlyWritten.size > RECENTLY_WRITTEN_MAX) recentlyWritten.delete(recentlyWritten.keys().next().value!);
-}
-
-/** Writes a file so that readers see the old content or the new, never a torn one. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    let written: Written;
-    try {
-      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-      let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-      fsyncSync(fd);
-      const st = fstatSync(fd);
-      written = { bytes: bytes.length, sha256: sha256Hex(bytes), ino: st.ino, mtimeMs: st.mtimeMs };
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-    remember(path, written);
-  } catch (err) {
-    // A full disk fails the write part-way: the partial file would keep its space.
-    rmSync(tmp, { force: true });
-    throw err;
-  }
 }
 
 function toBytes(data: tf.io.WeightData | undefined): Uint8Array {

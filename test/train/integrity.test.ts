@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, tr
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFileAtomic } from '../../src/train/io.ts';
+import { writeFileAtomic } from '../../src/train/atomic-file.ts';
 import { sha256File } from '../../src/util/hash.ts';
 import { FILE_LIST, checkFiles, checkListed, describeProblems, modelProblems, moveAside, writeFileList } from '../../src/train/integrity.ts';
 
