@@ -192,6 +192,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     count,
     checkFailures,
     report: (t) => opts.onTrial?.(t),
+    unanswered: new Map(),
   };
 
   const processor = async (job: Job<TrialJobData>, token?: string) => {
