@@ -15,6 +15,7 @@ import { describeProblems, modelProblems } from '../train/integrity.ts';
 import type { PrismaClient } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
+import { shapeFromParams, type LabelCase } from '../train/shape.ts';
 import { UserError } from '../util/errors.ts';
 import { sha256File } from '../util/hash.ts';
 import { trialDir } from '../infra/artifacts.ts';
@@ -32,7 +33,8 @@ export interface ExportPlan {
   method: CombineMethod;
   sweep: { id: string; name: string } | null;
   datasets: Manifest['datasets'];
-  label: { length: number; charset: string };
+  /** How the members' classes read; `case` absent: `lower`. */
+  label: { length: number; charset: string; case?: LabelCase };
   members: ExportMember[];
 }
 
@@ -63,6 +65,7 @@ export function writeReader(plan: ExportPlan, out: string, opts: { force?: boole
   const sources = plan.members.map((m) => locateModel(m, opts.env));
   const first = JSON.parse(readFileSync(path.join(sources[0], 'model.json'), 'utf8'));
   const shape = findInputShape(first);
+  const trained = shapeFromParams(plan.members[0].params);
   const tmp = `${path.resolve(out)}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   try {
@@ -81,8 +84,8 @@ export function writeReader(plan: ExportPlan, out: string, opts: { force?: boole
       method: plan.method,
       createdAt: new Date().toISOString(),
       sweep: plan.sweep,
-      input: { height: shape?.[1] ?? 60, width: shape?.[2] ?? 200, channels: 3 },
-      label: { length: plan.label.length, classes: plan.label.charset.length, charset: plan.label.charset },
+      input: { height: shape?.[1] ?? trained.height, width: shape?.[2] ?? trained.width, channels: 3 },
+      label: { length: plan.label.length, classes: plan.label.charset.length, charset: plan.label.charset, case: plan.label.case ?? 'lower' },
       datasets: plan.datasets,
       members,
       files,
@@ -167,7 +170,8 @@ export async function ensemblePlan(prisma: PrismaClient, ref: string): Promise<{
       recorded: m.trial.artifacts.map((a) => a.path),
     };
   });
-  const label = summary?.label ?? { length: DEFAULT_LABEL_SPEC.length, charset: DEFAULT_LABEL_SPEC.charset };
+  const stored = summary?.label;
+  const label = stored ? { length: stored.length, charset: stored.charset, ...(stored.case ? { case: stored.case } : {}) } : { length: DEFAULT_LABEL_SPEC.length, charset: DEFAULT_LABEL_SPEC.charset };
   return {
     id: e.id,
     plan: { name: e.name, method: e.method as CombineMethod, sweep: e.sweep, datasets: summary?.datasets ?? { val: null, test: null }, label, members },
@@ -189,7 +193,7 @@ export async function trialPlan(prisma: PrismaClient, trialId: string): Promise<
     method: 'single',
     sweep: t.sweep,
     datasets: { val: t.predictions.find((p) => p.split === 'val')?.datasetId ?? null, test: t.predictions.find((p) => p.split === 'test')?.datasetId ?? null },
-    label: { length: DEFAULT_LABEL_SPEC.length, charset: DEFAULT_LABEL_SPEC.charset },
+    label: shapeFromParams(t.params as Record<string, unknown> | null).label,
     members: [
       {
         trialId: t.id,

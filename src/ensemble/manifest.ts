@@ -33,7 +33,8 @@ export interface Manifest {
   createdAt: string;
   sweep: { id: string; name: string } | null;
   input: { height: number; width: number; channels: number };
-  label: { length: number; classes: number; charset: string };
+  /** `case`: how the labels' letter case was read in training (train/shape.ts); absent in readers exported before it: `lower`. */
+  label: { length: number; classes: number; charset: string; case?: 'lower' | 'upper' | 'fold' };
   /** Hashes of the validation and test sets the members' stored predictions were made on. */
   datasets: { val: string | null; test: string | null };
   members: ManifestMember[];

@@ -5,6 +5,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Rng } from '../../util/rng.ts';
 import { UserError } from '../../util/errors.ts';
 import { DEFAULT_LABEL_SPEC, type LabelSpec } from '../charset.ts';
+import { MIN_IMAGE_SIDE } from '../../train/shape.ts';
 import { fontCovers } from './fonts.ts';
 import { renderHard } from './hard.ts';
 import { renderRailway } from './railway.ts';
@@ -67,8 +68,22 @@ export function renderCaptcha(style: CaptchaStyle, rng: Rng, spec: LabelSpec = D
 }
 
 /** Image `index`'s look under `letterCase`: mixed draws each letter's case from an Rng of its own. */
-export function imageLook(letterCase: LetterCase, seed: number, index: number): Look {
-  return letterCase === 'mixed' ? { letterCase, caseRng: new Rng(`case:${seed}:${index}`) } : { letterCase };
+export function imageLook(letterCase: LetterCase, seed: number, index: number, size?: ImageSize): Look {
+  const look: Look = letterCase === 'mixed' ? { letterCase, caseRng: new Rng(`case:${seed}:${index}`) } : { letterCase };
+  return size ? { ...look, size } : look;
+}
+
+export interface ImageSize {
+  height: number;
+  width: number;
+}
+
+/** Why a generated image cannot have this size, or null. */
+export function sizeProblem(size: ImageSize): string | null {
+  for (const k of ['height', 'width'] as const) {
+    if (!Number.isSafeInteger(size[k]) || size[k] < MIN_IMAGE_SIDE || size[k] > 4096) return `${k} must be an integer from ${MIN_IMAGE_SIDE} to 4096 pixels, got ${size[k]}`;
+  }
+  return null;
 }
 
 export interface GenerateProgress {
@@ -84,6 +99,8 @@ export interface GenerateOptions {
   /** Directory to write into; created if missing. */
   out: string;
   spec?: LabelSpec;
+  /** Image size (default 60x200): drawn at 60x200, then scaled to it. */
+  size?: ImageSize;
   /** How letters are drawn (default lower: as the labels have them); labels are never changed. */
   letterCase?: LetterCase;
   /** Index of the first image (default 0): files and Rngs are numbered from it. */
@@ -120,7 +137,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
   if (!Number.isSafeInteger(count) || count < 1) throw new UserError(`count must be a positive integer, got ${count}`);
   if (!Number.isSafeInteger(start) || start < 0) throw new UserError(`start must be a non-negative integer, got ${start}`);
   if (!Number.isSafeInteger(seed)) throw new UserError(`seed must be an integer, got ${seed}`);
-  const problem = specProblem(spec);
+  const problem = specProblem(spec) ?? (opts.size ? sizeProblem(opts.size) : null);
   if (problem) throw new UserError(problem);
 
   if (existsSync(out) && !statSync(out).isDirectory()) throw new UserError(`output '${out}' exists and is not a directory`);
@@ -160,7 +177,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
       if (writeError) throw writeError;
       opts.signal?.throwIfAborted();
       const index = start + k;
-      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec, imageLook(opts.letterCase ?? 'lower', seed, index));
+      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec, imageLook(opts.letterCase ?? 'lower', seed, index, opts.size));
       const name = imageFileName(index, ext);
       void put(name, image);
       rows.push(`${name},${csvField(label)}`);
