@@ -33,7 +33,7 @@ export function takeWritten(path: string): { bytes: number; sha256: string } | u
   if (!w) return undefined;
   recentlyWritten.delete(key);
   const st = statSync(path, { throwIfNoEntry: false });
-  if (!st || st.ino !== w.ino || st.size !== w.bytes || Math.trunc(st.mtimeMs) !== Math.trunc(w.mtimeMs)) return undefined;
+  if (!st || st.ino !== w.ino || st.size !== w.bytes || Math.abs(st.mtimeMs - w.mtimeMs) >= 1) return undefined;
   return { bytes: w.bytes, sha256: w.sha256 };
 }
 

@@ -58,7 +58,7 @@ describe('checkpoint file lists', () => {
     const weights = path.join(fresh, 'weights.bin');
     const st = statSync(weights);
     writeFileSync(weights, Buffer.alloc(2304, 8));
-    utimesSync(weights, st.atime, st.mtime);
+    utimesSync(weights, st.atimeMs / 1000, st.mtimeMs / 1000);
     const list = writeFileList(fresh);
     expect(list.files['model.json']).toEqual({ bytes: JSON.stringify(manifest).length, sha256: sha256File(path.join(fresh, 'model.json')) });
     expect(list.files['extra.bin']).toEqual({ bytes: 10, sha256: sha256File(path.join(fresh, 'extra.bin')) });
