@@ -11,14 +11,15 @@
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { checkFiles, describeProblems } from '../train/integrity.ts';
+import { describeProblems, modelProblems } from '../train/integrity.ts';
 import type { PrismaClient } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
 import { shapeFromParams, type LabelCase } from '../train/shape.ts';
 import { UserError } from '../util/errors.ts';
+import { sha256File } from '../util/hash.ts';
 import { trialDir } from '../infra/artifacts.ts';
-import { findInputShape, MANIFEST_FILE, READER_FORMAT, READER_VERSION, sha256File, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
+import { findInputShape, MANIFEST_FILE, READER_FORMAT, READER_VERSION, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
 import type { EnsembleSummary, MemberScore } from './build.ts';
 
 /** A manifest member before it has a directory in the reader, with where its model may be. */
@@ -42,7 +43,7 @@ export function locateModel(m: Pick<ExportMember, 'trialId' | 'recorded'>, env: 
   const candidates = [...new Set([...m.recorded, path.join(trialDir(m.trialId, env), 'model')])];
   const found = candidates.find((d) => existsSync(path.join(d, 'model.json')));
   if (found) {
-    const problems = checkFiles(found, ['model.json', 'weights.bin']);
+    const problems = modelProblems(found);
     if (problems.length) throw new UserError(`trial ${m.trialId}: its model in ${found} is damaged: ${describeProblems(problems)}`);
     return found;
   }

@@ -3,9 +3,9 @@
  * combined, the input it takes, the labels it reads) and the sha256 of every other file, so a
  * damaged or edited reader is refused before it reads anything.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { sha256File } from '../util/hash.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const READER_FORMAT = 'sweep-reader';
@@ -43,10 +43,6 @@ export interface Manifest {
 }
 
 export class ReaderError extends Error {}
-
-export function sha256File(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
 
 function fail(dir: string, what: string): never {
   throw new ReaderError(`${path.join(dir, MANIFEST_FILE)}: ${what}`);
