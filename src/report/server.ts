@@ -207,13 +207,14 @@ const HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosnif
 
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const secrets = secretValues(o.env);
-  const live = await LiveSweep.open(o.prisma, o.sweep, { env: o.env, secrets });
-  const hub = new LiveHub(o, live, redact(await readQueue(o.prisma, o.queue, new Date(), o.redisLabel), secrets), secrets, o.pollMs ?? 1000);
-  const echarts = echartsSource();
   let page: { version: number; html: string } | null = null;
   let port = o.port;
+  // The port is taken first, so a port in use is said at once, not after the sweep is read;
+  // a request that comes before the sweep is read waits for it.
+  let ready: Promise<{ live: LiveSweep; hub: LiveHub; echarts: string }> | undefined;
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const { live, hub, echarts } = await ready!;
     for (const [k, v] of Object.entries(HEADERS)) res.setHeader(k, v);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('read-only: GET and HEAD only\n');
@@ -248,6 +249,24 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   });
   await listen(server, o.port, o.host);
   port = (server.address() as AddressInfo).port;
+  const closeServer = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  ready = (async () => {
+    const live = await LiveSweep.open(o.prisma, o.sweep, { env: o.env, secrets });
+    const hub = new LiveHub(o, live, redact(await readQueue(o.prisma, o.queue, new Date(), o.redisLabel), secrets), secrets, o.pollMs ?? 1000);
+    return { live, hub, echarts: echartsSource() };
+  })();
+  let parts: Awaited<typeof ready>;
+  try {
+    parts = await ready;
+  } catch (err) {
+    await closeServer();
+    throw err;
+  }
+  const { live, hub } = parts;
   const shownHost = o.host.includes(':') ? `[${o.host}]` : o.host;
   return {
     url: `http://${shownHost}:${port}/`,
@@ -258,10 +277,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     clients: () => hub.clients.size,
     async close() {
       await hub.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await closeServer();
     },
   };
 }
