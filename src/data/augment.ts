@@ -118,8 +118,8 @@ export function affineRgba(src: Uint8Array | Uint8ClampedArray, dst: Uint8Array 
 }
 
 /**
- * Contrast about the image's mean grey, brightness, per-channel gains and Gaussian noise (Box-
- * Muller from `rng`), in place; results are rounded and clamped to bytes.
+ * Contrast about the image's mean grey, brightness, per-channel gains and Gaussian noise
+ * (normalQuantiles, indexed by `rng`), in place; results are rounded and clamped to bytes.
  */
 export function photometricRgba(rgba: Uint8Array | Uint8ClampedArray, pixels: number, d: AugmentDraw, rng: Rng): void {
   const colour = d.contrast !== 1 || d.brightness !== 0 || d.gains.some((g) => g !== 1);
@@ -135,24 +135,48 @@ export function photometricRgba(rgba: Uint8Array | Uint8ClampedArray, pixels: nu
     }
   }
   if (d.noiseStd > 0) {
-    let spare = NaN;
+    // Two standard normals per 32-bit draw, read from a table of quantiles (16 bits each).
+    const table = normalQuantiles();
+    let bits = 0;
+    let k = 0;
     for (let p = 0; p < pixels * 4; p += 4) {
-      for (let ch = 0; ch < 3; ch++) {
-        let z: number;
-        if (Number.isNaN(spare)) {
-          const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
-          const t = 2 * Math.PI * rng.next();
-          z = r * Math.cos(t);
-          spare = r * Math.sin(t);
-        } else {
-          z = spare;
-          spare = NaN;
-        }
+      for (let ch = 0; ch < 3; ch++, k++) {
+        if ((k & 1) === 0) bits = rng.nextUint32();
+        const z = table[(k & 1) === 0 ? bits & 0xffff : bits >>> 16];
         const v = rgba[p + ch] + z * d.noiseStd;
         rgba[p + ch] = v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
       }
     }
   }
+}
+
+let quantiles: Float32Array | null = null;
+
+/**
+ * The standard normal's quantiles at (i + 0.5) / 65536, i = 0..65535: a value drawn from it by
+ * a uniform 16-bit index is normal to within the table's steps (tails cut at +-4.3).
+ */
+export function normalQuantiles(): Float32Array {
+  if (!quantiles) {
+    quantiles = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) quantiles[i] = inverseNormalCdf((i + 0.5) / 65536);
+  }
+  return quantiles;
+}
+
+/** Acklam's rational approximation of the standard normal's inverse CDF (relative error < 1.2e-9). */
+export function inverseNormalCdf(p: number): number {
+  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
+  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+  const tail = (q: number) => (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  const plow = 0.02425;
+  if (p < plow) return tail(Math.sqrt(-2 * Math.log(p)));
+  if (p > 1 - plow) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
+  const q = p - 0.5;
+  const r = q * q;
+  return ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
 }
 
 /** Encodes the RGBA bytes as JPEG at `quality` and decodes them back, through `ctx`'s canvas. */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { affineRgba, augmentRng, drawAugment, photometricRgba, type AugmentDraw } from '../../src/data/augment.ts';
+import { affineRgba, augmentRng, drawAugment, inverseNormalCdf, normalQuantiles, photometricRgba, type AugmentDraw } from '../../src/data/augment.ts';
 import { BatchStream, type Batch } from '../../src/data/batches.ts';
 import { DEFAULT_LABEL_SPEC } from '../../src/data/charset.ts';
 import { loadDataset, type Dataset } from '../../src/data/dataset.ts';
@@ -107,6 +107,21 @@ describe('augmentation pieces', () => {
     const out = new Uint8Array(6 * 4 * 4);
     affineRgba(ramp(), out, 6, 4, d);
     for (const [x, y, want] of probes) expect(red(out, x, y), `(${x}, ${y})`).toBe(want);
+  });
+
+  it.each([
+    [0.5, 0], [0.975, 1.959964], [0.025, -1.959964], [0.8413447, 1], [0.001, -3.090232], [0.9999, 3.719016],
+  ])('inverse normal CDF at %f is %f', (p, z) => {
+    expect(inverseNormalCdf(p)).toBeCloseTo(z, 5);
+  });
+
+  it('the quantile table has mean 0 and standard deviation 1', () => {
+    const t = normalQuantiles();
+    const mean = t.reduce((a, v) => a + v, 0) / t.length;
+    const std = Math.sqrt(t.reduce((a, v) => a + (v - mean) ** 2, 0) / t.length);
+    expect(Math.abs(mean)).toBeLessThan(1e-6);
+    expect(std).toBeGreaterThan(0.999);
+    expect(std).toBeLessThan(1.0001);
   });
 
   it('contrast about the mean, brightness and gains; noise keeps bytes in range', () => {
