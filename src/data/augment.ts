@@ -96,8 +96,9 @@ export function affineRgba(src: Uint8Array | Uint8ClampedArray, dst: Uint8Array 
       let sy = r10 * ox + r11 * oy + cy - 0.5;
       sx = sx < 0 ? 0 : sx > maxX ? maxX : sx;
       sy = sy < 0 ? 0 : sy > maxY ? maxY : sy;
-      const x0 = Math.floor(sx);
-      const y0 = Math.floor(sy);
+      // Non-negative from here: `| 0` floors, and `(v + 0.5) | 0` rounds as Math.round does.
+      const x0 = sx | 0;
+      const y0 = sy | 0;
       const x1 = x0 < maxX ? x0 + 1 : x0;
       const y1 = y0 < maxY ? y0 + 1 : y0;
       const fx = sx - x0;
@@ -110,7 +111,7 @@ export function affineRgba(src: Uint8Array | Uint8ClampedArray, dst: Uint8Array 
       for (let ch = 0; ch < 3; ch++) {
         const top = src[a + ch] + (src[b + ch] - src[a + ch]) * fx;
         const bottom = src[c + ch] + (src[e + ch] - src[c + ch]) * fx;
-        dst[o + ch] = Math.round(top + (bottom - top) * fy);
+        dst[o + ch] = (top + (bottom - top) * fy + 0.5) | 0;
       }
       dst[o + 3] = 255;
     }
@@ -130,7 +131,7 @@ export function photometricRgba(rgba: Uint8Array | Uint8ClampedArray, pixels: nu
     for (let p = 0; p < pixels * 4; p += 4) {
       for (let ch = 0; ch < 3; ch++) {
         const v = (mean + (rgba[p + ch] - mean) * d.contrast + d.brightness) * d.gains[ch];
-        rgba[p + ch] = v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
+        rgba[p + ch] = v < 0 ? 0 : v > 255 ? 255 : (v + 0.5) | 0;
       }
     }
   }
@@ -144,7 +145,7 @@ export function photometricRgba(rgba: Uint8Array | Uint8ClampedArray, pixels: nu
         if ((k & 1) === 0) bits = rng.nextUint32();
         const z = table[(k & 1) === 0 ? bits & 0xffff : bits >>> 16];
         const v = rgba[p + ch] + z * d.noiseStd;
-        rgba[p + ch] = v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
+        rgba[p + ch] = v < 0 ? 0 : v > 255 ? 255 : (v + 0.5) | 0;
       }
     }
   }
