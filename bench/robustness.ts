@@ -31,7 +31,7 @@ import { initBackend, type BackendChoice } from '../src/train/backend.ts';
 import { DEFAULT_PARAMS, type TrainParams } from '../src/train/params.ts';
 import { TrainingAborted, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
 import { writeFileAtomic } from '../src/train/io.ts';
-import { markdownTable, runStart, writeResults } from './lib/results.ts';
+import { commandLine, markdownTable, runStart, writeResults } from './lib/results.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -46,6 +46,8 @@ const { values: a } = parseArgs({
     'budget-min': { type: 'string', default: '15' },
     backend: { type: 'string', default: 'auto' },
     out: { type: 'string', default: 'bench/out/robustness' },
+    /** Only rewrite the results page from the arms already finished. */
+    page: { type: 'boolean', default: false },
   },
 });
 
@@ -87,6 +89,9 @@ async function dataset(look: Look, count: number, seed: number): Promise<string>
 
 interface ArmResult {
   arm: ArmName;
+  command: string;
+  budget_min: number;
+  images: { train: number; val: number; test: number };
   params: TrainParams;
   look: Look;
   backend: string;
@@ -151,7 +156,7 @@ async function trainArm(arm: ArmName): Promise<ArmResult> {
   } finally {
     reader.dispose();
   }
-  return { arm, params, look, backend: active.backend, cpu_min: cpu, wall_min: wall, epochs, kept: { phase: kept.phase, epoch: kept.epoch, val_seq_acc: kept.val_seq_acc }, tests };
+  return { arm, command: commandLine(), budget_min: budget, images: { train: count, val: Number(a.val), test: Number(a.test) }, params, look, backend: active.backend, cpu_min: cpu, wall_min: wall, epochs, kept: { phase: kept.phase, epoch: kept.epoch, val_seq_acc: kept.val_seq_acc }, tests };
 }
 
 /** The checkpoint of a trial stopped by the budget that the trainer keeps (its best GRU epoch, else pretrain). */
@@ -165,8 +170,7 @@ function keptCheckpoint(arm: ArmName): string {
 const started = runStart();
 const arm = a.arm as ArmName;
 if (!(arm in ARMS)) throw new Error(`--arm: expected ${Object.keys(ARMS).join(' or ')}, got ${a.arm}`);
-const result = await trainArm(arm);
-writeFileAtomic(join(out, `${arm}.json`), JSON.stringify(result, null, 1));
+if (!a.page) writeFileAtomic(join(out, `${arm}.json`), JSON.stringify(await trainArm(arm), null, 1));
 
 const done = (Object.keys(ARMS) as ArmName[]).map((n) => join(out, `${n}.json`)).filter(existsSync).map((f) => JSON.parse(readFileSync(f, 'utf8')) as ArmResult);
 const f4 = (x: number) => x.toFixed(4);
@@ -175,27 +179,29 @@ writeResults({
   name: 'robustness',
   title: 'Sequence accuracy on looks a model never trained on',
   ...started,
-  status: done.length === 2 ? 'complete: both arms' : `partial: ${done.map((r) => r.arm).join(', ')} only`,
+  status: (done.length === 2 ? 'complete: both arms' : `partial: ${done.map((r) => r.arm).join(', ')} only`) + (a.page ? ' (page rewritten with --page; each arm\'s command and minutes below)' : ''),
   markdown: [
-    `Two arms, the same settings and CPU budget: **${a['budget-min']} CPU minutes each** (a small budget: the accuracy recipe needs about 70 for 0.97), ` +
-      `${a.train} training images, width ${a.width}, kernel 3x5, batch 8, lr 0.003 with a half cosine over the GRU phase, up to ${a.pretrain} pretrain + ${a.gru} GRU epochs, precise_bn ${a['precise-bn']}; ` +
-      `test sets of ${a.test} images (seed 303). plain trains on railway as drawn by default; robust on railway in mixed case and fonts ${TRAINED_FONTS.join(', ')}, ` +
-      `with augmentation ${Object.entries(AUGMENT).map(([k, v]) => `${k} ${v}`).join(', ')}. Loss = own look minus the test set's, in points of sequence accuracy.`,
+    `Two arms, the same settings and CPU budget: **${done[0].budget_min} CPU minutes each** (a small budget: the accuracy recipe needs about 70 for 0.97), ` +
+      `${done[0].images.train} training images, width ${done[0].params.width}, kernel 3x5, batch 8, lr 0.003 with a half cosine over the GRU phase, ` +
+      `up to ${done[0].params.pretrain_epochs} pretrain + ${done[0].params.gru_epochs} GRU epochs, precise_bn ${done[0].params.precise_bn}; ` +
+      `test sets of ${done[0].images.test} images (seed 303). plain trains on railway as drawn by default; robust on railway in mixed case and fonts ${TRAINED_FONTS.join(', ')}, ` +
+      `with augmentation ${Object.entries(AUGMENT).map(([k, v]) => `${k} ${v}`).join(', ')}. ` +
+      'Loss = accuracy on the arm\'s own look minus on the test set, in points (seq: sequence accuracy, the goal\'s measure; char: character accuracy).',
     '',
     markdownTable(
-      ['test set', ...done.flatMap((r) => [`${r.arm} seq`, `${r.arm} char`, `${r.arm} loss (pts)`])],
+      ['test set', ...done.flatMap((r) => [`${r.arm} seq`, `${r.arm} char`, `${r.arm} loss seq / char (pts)`])],
       TESTS.map((t) => [
         t.name,
         ...done.flatMap((r) => {
-          const own = r.tests.find((x) => x.name === ownLook(r))!.seq_acc;
+          const own = r.tests.find((x) => x.name === ownLook(r))!;
           const x = r.tests.find((y) => y.name === t.name)!;
-          return [f4(x.seq_acc), f4(x.char_acc), ((own - x.seq_acc) * 100).toFixed(1)];
+          return [f4(x.seq_acc), f4(x.char_acc), `${((own.seq_acc - x.seq_acc) * 100).toFixed(1)} / ${((own.char_acc - x.char_acc) * 100).toFixed(1)}`];
         }),
       ]),
     ),
     '',
-    ...done.map((r) => `${r.arm}: ${r.cpu_min.toFixed(1)} CPU min, ${r.wall_min.toFixed(1)} wall min, backend ${r.backend}, kept ${r.kept.phase} epoch ${r.kept.epoch + 1} (val seq ${f4(r.kept.val_seq_acc)}); ` +
+    ...done.map((r) => `${r.arm} (\`${r.command}\`): ${r.cpu_min.toFixed(1)} CPU min, ${r.wall_min.toFixed(1)} wall min, backend ${r.backend}, kept ${r.kept.phase} epoch ${r.kept.epoch + 1} (val seq ${f4(r.kept.val_seq_acc)}); ` +
       `epochs: ${r.epochs.map((e) => `${e.phase[0]}${e.epoch + 1} ${e.cpu_min.toFixed(1)} min ${e.images_per_s.toFixed(0)} img/s val ${f4(e.val_seq_acc)}`).join('; ')}`),
   ].join('\n'),
-  data: { arms: done, tests: TESTS, augment: AUGMENT, budgetCpuMin: Number(a['budget-min']) },
+  data: { arms: done, tests: TESTS, augment: AUGMENT },
 });
