@@ -23,7 +23,7 @@ import { generateDataset } from '../src/data/generate/index.ts';
 import { toTrainSet } from '../src/data/trainset.ts';
 import { initBackend, type BackendChoice } from '../src/train/backend.ts';
 import { forwardMacs } from '../src/train/model.ts';
-import { axisView, kernelDims } from '../src/train/geometry.ts';
+import { axisView, kernelDims, type Padding } from '../src/train/geometry.ts';
 import { DEFAULT_PARAMS, resolveParams } from '../src/train/params.ts';
 import { TrainingAborted, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
 import { writeFileAtomic } from '../src/train/io.ts';
@@ -37,6 +37,7 @@ const { values: a } = parseArgs({
     width: { type: 'string', default: '0.125' },
     kernel: { type: 'string', default: '3' },
     'kernel-width': { type: 'string', default: '0' },
+    padding: { type: 'string', default: 'report' },
     batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '0.001' },
     'lr-decay': { type: 'string', default: '1' },
@@ -50,13 +51,17 @@ const { values: a } = parseArgs({
     'budget-min': { type: 'string', default: '120' },
     backend: { type: 'string', default: 'auto' },
     out: { type: 'string', default: 'bench/out/accuracy' },
+    /** Where the generated datasets live (default OUT/data): runs side by side can share them. */
+    'data-dir': { type: 'string' },
+    /** The results page's name: bench/results/NAME.md and .json; `none` writes no page (a driver's arm). */
+    results: { type: 'string', default: 'accuracy' },
   },
 });
 
 const started = runStart();
 const out = a.out!;
 async function dataset(name: string, count: number, seed: number) {
-  const dir = join(out, 'data', `${name}-${count}-s${seed}`);
+  const dir = join(a['data-dir'] ?? join(out, 'data'), `${name}-${count}-s${seed}`);
   if (!existsSync(join(dir, 'labels.csv'))) {
     process.stderr.write(`generating ${name}: ${count} railway images (seed ${seed})\n`);
     await generateDataset({ style: 'railway', count, seed, out: dir });
@@ -74,6 +79,7 @@ const params = {
   width: Number(a.width),
   kernel_size: Number(a.kernel),
   kernel_width: Number(a['kernel-width']),
+  padding: a.padding as Padding,
   batch_size: Number(a.batch),
   lr: Number(a.lr),
   lr_decay: Number(a['lr-decay']),
@@ -117,8 +123,8 @@ const cpuMinutes = () => {
 const machine = `${cpus()[0].model}, ${cpus().length} cores`;
 const spec = { ...params, height: 60, imageWidth: 200, length: 6, classes: 36 };
 const [kh, kw] = kernelDims(params);
-const view = { h: axisView(spec.height, kh), w: axisView(spec.imageWidth, kw) };
-console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, kernel ${kernelDims(params).join('x')} ` +
+const view = { h: axisView(spec.height, kh, params.padding), w: axisView(spec.imageWidth, kw, params.padding) };
+console.log(`# accuracy: railway, train ${train.items.length} / val ${val.items.length} / test ${test.items.length}, width ${params.width}, kernel ${kernelDims(params).join('x')}, padding ${params.padding} ` +
   `(last map ${view.h.size}x${view.w.size}, receptive field ${view.h.field}x${view.w.field} px, columns centred at x = ${view.w.firstCentre}..${view.w.lastCentre}), ` +
   `${(forwardMacs(spec) / 1e6).toFixed(0)} MMAC/image forward, backend ${active.backend}, ${machine}`);
 console.log('| phase | epoch | cpu min | wall min | train img/s | loss | val seq | val char by position | test char | test seq |');
@@ -129,14 +135,15 @@ const save = () =>
 const f4 = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(4));
 /** The results page: every epoch so far (a resumed run's earlier epochs included). */
 function page(status: string): void {
+  if (a.results === 'none') return;
   const best = rows.reduce<(typeof rows)[number] | null>((b, r) => ((r.test_seq_acc ?? 0) > (b?.test_seq_acc ?? -1) ? r : b), null);
   writeResults({
-    name: 'accuracy',
+    name: a.results!,
     title: 'Test sequence accuracy against CPU minutes',
     ...started,
     status,
     markdown: [
-      `Railway CAPTCHAs: train ${images.train} / val ${images.val} / test ${images.test} images (seeds 101 / 202 / 303), width ${params.width}, kernel ${kernelDims(params).join('x')}, batch ${params.batch_size}, ` +
+      `Railway CAPTCHAs: train ${images.train} / val ${images.val} / test ${images.test} images (seeds 101 / 202 / 303), width ${params.width}, kernel ${kernelDims(params).join('x')} (padding ${params.padding}), batch ${params.batch_size}, ` +
         `lr ${params.lr} (decay ${params.lr_decay}, cosine ${params.lr_cosine}), precise BatchNorm ${params.precise_bn}, dropout ${params.dropout}, alpha ${params.alpha}, ` +
         `up to ${params.pretrain_epochs} pretrain + ${params.gru_epochs} GRU epochs, budget ${budgetMin} CPU minutes; backend ${active.backend}, one process. ` +
         'CPU minutes are this process\'s user + system time, so other load on the machine does not count; wall minutes do.',

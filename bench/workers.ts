@@ -38,8 +38,8 @@ const { values: a } = parseArgs({
 });
 
 interface ChildReport {
-  trials: number;
   /** Trials after the first (which starts the trial process). */
+  trials: number;
   /** ms, pick to stored, per finished trial after the first. */
   latencies: number[];
   /** CPU seconds of this worker process from its first pick to its last stored result. */
@@ -57,8 +57,9 @@ if (a.child) {
   const finishedIds: string[] = [];
   // The first trial also starts the kept trial process: it, and the CPU before its end, are
   // start-up, left out; the rest is the worker's per-trial path.
-  let firstCpu: NodeJS.CpuUsage | null = null;
-  let lastCpu: NodeJS.CpuUsage | null = null;
+  let firstCpu: NodeJS.CpuUsage | undefined;
+  /** CPU from the end of the first trial to the end of the last. */
+  let busyCpu: NodeJS.CpuUsage | undefined;
   let counted = 0;
   const worker = await startWorker({
     trainer: 'noop',
@@ -68,17 +69,17 @@ if (a.child) {
     onTrial: (t) => {
       outcomes[t.outcome] = (outcomes[t.outcome] ?? 0) + 1;
       if (t.outcome === 'finished') finishedIds.push(t.trialId);
-      if (firstCpu === null) {
+      if (!firstCpu) {
         firstCpu = process.cpuUsage();
         return;
       }
       if (t.outcome === 'finished') latencies.push(t.storedAt - t.pickedAt);
       counted++;
-      lastCpu = process.cpuUsage();
+      busyCpu = process.cpuUsage(firstCpu);
     },
   });
   await worker.done;
-  const busy = firstCpu && lastCpu ? ((lastCpu as NodeJS.CpuUsage).user + (lastCpu as NodeJS.CpuUsage).system - (firstCpu as NodeJS.CpuUsage).user - (firstCpu as NodeJS.CpuUsage).system) / 1e6 : 0;
+  const busy = busyCpu ? (busyCpu.user + busyCpu.system) / 1e6 : 0;
   const report: ChildReport = { trials: counted, latencies, busyCpuS: busy, outcomes, finishedIds };
   process.stdout.write(`${JSON.stringify(report)}\n`);
   process.exit(0);

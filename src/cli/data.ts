@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_LABEL_SPEC, parseCharset } from '../data/charset.ts';
 import { generateDataset, parseFonts, FONT_NAMES, LETTER_CASES, STYLES, type CaptchaStyle, type GenerateProgress, type LetterCase } from '../data/generate/index.ts';
+import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
 import { UserError } from '../util/errors.ts';
 
 interface GenerateArgs {
@@ -14,6 +15,8 @@ interface GenerateArgs {
   start: number;
   length: number;
   charset: string;
+  height: number;
+  width: number;
   force: boolean;
   json: boolean;
 }
@@ -51,6 +54,8 @@ const generate: CommandModule<object, GenerateArgs> = {
       .option('start', { type: 'number', default: 0, describe: 'Index of the first image; split a big set into runs with different --start' })
       .option('length', { type: 'number', default: DEFAULT_LABEL_SPEC.length, describe: 'Characters per label' })
       .option('charset', { type: 'string', default: '0-9a-z', describe: 'Label characters; ranges like 0-9a-z expand' })
+      .option('height', { type: 'number', default: DEFAULT_IMAGE_SIZE.height, describe: 'Image height in pixels (drawn at 60x200, then scaled)' })
+      .option('width', { type: 'number', default: DEFAULT_IMAGE_SIZE.width, describe: 'Image width in pixels' })
       .option('case', { choices: LETTER_CASES, default: 'lower' as LetterCase, describe: 'How letters are drawn: lower (as labelled), upper (capitals), mixed (each letter either); labels stay as they are' })
       .option('fonts', { type: 'string', default: 'style', describe: `Fonts glyphs are drawn in: style (the style's own), all, or a list such as serif,mono,noto-serif (known: ${FONT_NAMES.join(', ')})` })
       .option('force', { type: 'boolean', default: false, describe: 'Replace a dataset already in --out' })
@@ -69,7 +74,7 @@ const generate: CommandModule<object, GenerateArgs> = {
     } catch (err) {
       throw new UserError(`--fonts: ${(err as Error).message}`);
     }
-    for (const [name, v] of [['count', args.count], ['seed', args.seed], ['start', args.start], ['length', args.length]] as const) {
+    for (const [name, v] of [['count', args.count], ['seed', args.seed], ['start', args.start], ['length', args.length], ['height', args.height], ['width', args.width]] as const) {
       if (!Number.isSafeInteger(v)) throw new UserError(`--${name} must be an integer, got ${v}`);
     }
     const progress = progressReporter(process.stderr);
@@ -85,6 +90,7 @@ const generate: CommandModule<object, GenerateArgs> = {
         out: args.out,
         start: args.start,
         spec: { charset, length: args.length },
+        size: { height: args.height, width: args.width },
         letterCase: args.case,
         fonts,
         force: args.force,
@@ -101,6 +107,10 @@ const generate: CommandModule<object, GenerateArgs> = {
           out: path.resolve(args.out),
           style: args.style,
           seed: args.seed,
+          height: args.height,
+          width: args.width,
+          length: args.length,
+          charset,
           case: args.case,
           fonts: fonts ?? 'style',
           images_per_s: Math.round((result.count / result.seconds) * 10) / 10,

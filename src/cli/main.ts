@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import yargs from 'yargs';
 import type { CommandModule } from 'yargs';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, UserError } from '../util/errors.ts';
@@ -14,21 +15,22 @@ import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, UserError } from '../util/errors
  * `await import(...)`, so that its `--help` stays quick too.
  *
  * Adding a command: write src/cli/NAME.ts and add its line below, with the same `command` and
- * `describe` as the module's (test/cli/main.test.ts checks that they agree). Nothing else.
+ * `describe` as the module's (test/cli/main.test.ts checks that they agree), and
+ * `databaseOnly: true` when no TensorFlow.js runs in its process. Nothing else.
  */
 export const COMMANDS: readonly CommandEntry[] = [
   { command: 'train', describe: 'Train one trial alone: pretrain the CNN, then the CNN+GRU', load: () => import('./train.ts') },
   { command: 'data <command>', describe: 'Datasets: generate synthetic CAPTCHAs', load: () => import('./data.ts') },
-  { command: 'plan <file>', describe: 'Expand a sweep file into its trials and print them (no Redis, no database)', load: () => import('./plan.ts') },
-  { command: 'db <command>', describe: 'Database: apply migrations, stop the embedded server', load: () => import('./db.ts') },
-  { command: 'launch <file>', describe: "Store a sweep's trials and enqueue them; with --workers N, also train them here", load: () => import('./launch.ts') },
+  { command: 'plan <file>', describe: 'Expand a sweep file into its trials and print them (no Redis, no database)', databaseOnly: true, load: () => import('./plan.ts') },
+  { command: 'db <command>', describe: 'Database: apply migrations, stop the embedded server', databaseOnly: true, load: () => import('./db.ts') },
+  { command: 'launch <file>', describe: "Store a sweep's trials and enqueue them; with --workers N, also train them here", databaseOnly: true, load: () => import('./launch.ts') },
   { command: 'worker', describe: 'Train queued trials on this machine (Redis from REDIS_URL, database from DATABASE_URL)', load: () => import('./worker.ts') },
-  { command: 'status [sweep]', describe: 'Trials by state, best so far, throughput, ETA, running trials and failures of each sweep (or of one)', load: () => import('./status.ts') },
-  { command: 'show <trial>', describe: 'One trial in full: status, params, epochs per phase, result, artifacts and checkpoints', load: () => import('./show.ts') },
-  { command: 'cancel <sweep>', describe: 'Cancel a sweep: drop its queued trials, stop its running ones after their epoch', load: () => import('./cancel.ts') },
-  { command: 'wandb <command>', describe: 'Weights & Biases mirror: send the outbox, see what is left', load: () => import('./wandb.ts') },
-  { command: 'ensemble <command>', describe: "Build, export and list voting ensembles of a sweep's best trials", load: () => import('./ensemble.ts') },
-  { command: 'export <trial>', describe: 'Write one finished trial as a self-contained reader directory', load: () => import('./export.ts') },
+  { command: 'status [sweep]', describe: 'Trials by state, best so far, throughput, ETA, running trials and failures of each sweep (or of one)', databaseOnly: true, load: () => import('./status.ts') },
+  { command: 'show <trial>', describe: 'One trial in full: status, params, epochs per phase, result, artifacts and checkpoints', databaseOnly: true, load: () => import('./show.ts') },
+  { command: 'cancel <sweep>', describe: 'Cancel a sweep: drop its queued trials, stop its running ones after their epoch', databaseOnly: true, load: () => import('./cancel.ts') },
+  { command: 'wandb <command>', describe: 'Weights & Biases mirror: send the outbox, see what is left', databaseOnly: true, load: () => import('./wandb.ts') },
+  { command: 'ensemble <command>', describe: "Build, export and list voting ensembles of a sweep's best trials", databaseOnly: true, load: () => import('./ensemble.ts') },
+  { command: 'export <trial>', describe: 'Write one finished trial as a self-contained reader directory', databaseOnly: true, load: () => import('./export.ts') },
   { command: 'predict <reader> [images..]', describe: 'Read CAPTCHA images with an exported reader, a model directory or a finished trial', load: () => import('./predict.ts') },
   { command: 'report <sweep>', describe: 'Write one self-contained HTML report of a sweep: parameters, learning curves, trials, failures, ensembles', load: () => import('./report.ts') },
   { command: 'eval <reader>', describe: "A reader's accuracy on a labelled dataset: per character, per sequence, by position, confusions", load: () => import('./eval.ts') },
@@ -40,6 +42,21 @@ export interface CommandEntry {
   /** As in the module: the line `sweep --help` shows. */
   describe: string;
   load: () => Promise<{ default: CommandModule<any, any> }>;
+  /**
+   * No TensorFlow.js WebAssembly runs in this command's process, only the database's (Prisma's
+   * query compiler): V8's baseline compiler is enough for it (see `baselineWasmOnly`).
+   */
+  databaseOnly?: boolean;
+}
+
+/**
+ * A command this short never profits from V8 optimising Prisma's query compiler
+ * (WebAssembly), which is where most of its CPU went: the baseline compiler alone halves
+ * `sweep status`'s CPU (bench/cli.ts). Set before the command's module loads, so before any
+ * WebAssembly compiles. Not for the commands that run TensorFlow.js's WebAssembly kernels.
+ */
+function baselineWasmOnly(entry: CommandEntry | undefined): void {
+  if (entry?.databaseOnly) v8.setFlagsFromString('--liftoff-only');
 }
 
 /** A command's name: the first word of its `command`. */
@@ -107,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
   const loaded = new Map<CommandEntry, CommandModule<any, any>>();
   const load = async (entry: CommandEntry) => loaded.set(entry, (await entry.load()).default);
   const guess = likelyCommand(argv);
+  baselineWasmOnly(guess);
   if (guess) await load(guess);
   let failed: unknown;
   for (;;) {

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { parseCharset } from '../data/charset.ts';
-import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
+import { LABEL_CASES, labelSpec, type LabelCase } from '../data/charset.ts';
+import { writeLabelFile } from '../train/label-file.ts';
+import { shapeFromParams, type DataShape } from '../train/shape.ts';
 import { loadTrialData, toTrainSet } from '../data/trainset.ts';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../train/backend.ts';
 import { TRAINER_PARAMS, parseSetArgs, resolveParams } from '../train/params.ts';
@@ -19,10 +20,29 @@ interface TrainArgs {
   backend: BackendChoice;
   json: boolean;
   'skip-bad': boolean;
-  height: number;
-  width: number;
-  length: number;
-  charset: string;
+  height?: number;
+  width?: number;
+  length?: number;
+  charset?: string;
+  case?: LabelCase;
+}
+
+/** The data shape: each flag given, else the --config sweep's `train: {image, label}`, else the report's. */
+function dataShape(args: TrainArgs, fromConfig: Record<string, unknown>): DataShape {
+  const base = shapeFromParams(fromConfig);
+  const height = args.height ?? base.height;
+  const width = args.width ?? base.width;
+  const length = args.length ?? base.label.length;
+  for (const [name, v] of [['height', height], ['width', width], ['length', length]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new UserError(`--${name} must be a positive integer, got ${v}`);
+  }
+  try {
+    // A charset from the config is already in its case; one given here is read as --case says.
+    const label = labelSpec(length, args.charset ?? base.label.charset, args.case ?? base.label.case ?? 'lower');
+    return { height, width, label };
+  } catch (err) {
+    throw new UserError(`--charset: ${(err as Error).message}`);
+  }
 }
 
 /** Parameters a sweep file fixes for every trial: its `train:` block and single-`value` parameters. */
@@ -50,15 +70,16 @@ const command: CommandModule<object, TrainArgs> = {
       .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })
       .option('json', { type: 'boolean', default: false, describe: 'print the final metrics as JSON on stdout' })
       .option('skip-bad', { type: 'boolean', default: false, describe: 'skip and count bad images instead of stopping' })
-      .option('height', { type: 'number', default: DEFAULT_IMAGE_SIZE.height })
-      .option('width', { type: 'number', default: DEFAULT_IMAGE_SIZE.width })
-      .option('length', { type: 'number', default: 6, describe: 'characters per CAPTCHA' })
-      .option('charset', { type: 'string', default: '0-9a-z' }) as unknown as Argv<TrainArgs>,
+      .option('height', { type: 'number', describe: 'image height (default: --config\'s train.image, else 60)' })
+      .option('width', { type: 'number', describe: 'image width (default: --config\'s train.image, else 200)' })
+      .option('length', { type: 'number', describe: 'characters per CAPTCHA (default: --config\'s train.label, else 6)' })
+      .option('charset', { type: 'string', describe: 'label characters, ranges expand (default: --config\'s train.label, else 0-9a-z)' })
+      .option('case', { choices: LABEL_CASES, describe: 'labels\' letter case: lower (as they are), upper, fold (either case is one class)' }) as unknown as Argv<TrainArgs>,
   handler: async (args) => {
     const fromConfig = args.config ? await configParams(args.config) : {};
     const params = resolveParams({ ...fromConfig, ...parseSetArgs(args.set) }, args.config ? `${args.config} and --set` : '--set');
-    const spec = { charset: parseCharset(args.charset), length: args.length };
-    if (!Number.isInteger(spec.length) || spec.length < 1) throw new UserError(`--length must be a positive integer, got ${args.length}`);
+    const shape = dataShape(args, fromConfig);
+    const spec = shape.label;
     const progress = progressLine();
     const log = (msg: string) => progress.line(msg);
 
@@ -68,8 +89,8 @@ const command: CommandModule<object, TrainArgs> = {
       val: args.val,
       test: args.test,
       spec,
-      height: args.height,
-      width: args.width,
+      height: shape.height,
+      width: shape.width,
       skipBad: args['skip-bad'],
       valFraction: params.val_fraction,
       seed: params.seed,
@@ -80,6 +101,7 @@ const command: CommandModule<object, TrainArgs> = {
       for (const s of ds.skipped.slice(0, 10)) log(`  skipped ${s.file}: ${s.problem}`);
     }
 
+    writeLabelFile(resolve(args.out), spec);
     const events: TrainerEvents = {
       log,
       phaseStart: (phase, epochs, start) => log(`${phase}: ${epochs} epochs${start > 0 ? `, resuming at ${start + 1}` : ''}`),
@@ -104,7 +126,7 @@ const command: CommandModule<object, TrainArgs> = {
         params,
         backend: active.backend,
         data: { train: toTrainSet(data.train), val: toTrainSet(data.val), test: data.test && toTrainSet(data.test) },
-        shape: { height: args.height, width: args.width, length: spec.length, classes: spec.charset.length },
+        shape: { height: shape.height, width: shape.width, length: spec.length, classes: spec.charset.length },
         outDir: resolve(args.out),
         events,
         signal: controller.signal,

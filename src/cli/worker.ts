@@ -3,7 +3,8 @@
  * SIGINT/SIGTERM: take no more trials; running ones stop after their epoch is checkpointed
  * and go back to the queue (a second signal kills them; they still go back). Exit 0 once
  * stopped cleanly; exit 1 when it stopped because its trials kept failing
- * (--max-consecutive-failures), so a supervisor sees the machine needs attention.
+ * (--max-consecutive-failures), so a supervisor sees the machine needs attention. Started
+ * before Postgres or Redis answer, it waits for them (SWEEP_CONNECT_WAIT_S), then exits 2.
  */
 import type { Argv, CommandModule } from 'yargs';
 import { BACKEND_CHOICES, type BackendChoice } from '../train/backend.ts';

@@ -24,7 +24,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { labelProblem, type LabelSpec } from './charset.ts';
+import { labelProblem, readLabel, type LabelSpec } from './charset.ts';
 import { ByteCache } from './byte-cache.ts';
 import { checkImage, ImageProblem, verifyDecode } from './image-check.ts';
 import { UserError } from '../util/errors.ts';
@@ -139,7 +139,8 @@ export async function loadDataset(dir: string, opts: LoadOptions): Promise<Datas
     );
   }
 
-  const items = candidates.filter((_, i) => ok[i]).map(({ file, label }) => ({ file, label }));
+  // Under `case: fold` a label is kept as the charset spells it, so every later use agrees.
+  const items = candidates.filter((_, i) => ok[i]).map(({ file, label }) => ({ file, label: readLabel(label, spec) }));
   if (items.length === 0) {
     const why = problems.length ? ` (${problems.length} bad items skipped)` : '';
     throw new UserError(`dataset ${source} has no usable images${why}: expected PNG or JPEG files labelled by name or by ${LABELS_FILE}`);

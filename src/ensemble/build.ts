@@ -12,7 +12,8 @@
  * test set the validation numbers are the ones selected on, hence optimistic, and say so.
  */
 import type { PrismaClient } from '../infra/db.ts';
-import { DEFAULT_LABEL_SPEC, type LabelSpec } from '../data/charset.ts';
+import type { LabelSpec } from '../data/charset.ts';
+import { describeShape, shapeFromParams, type LabelCase } from '../train/shape.ts';
 import { findSweep, sweepMetric } from '../track/store.ts';
 import type { PredictionSet } from '../track/predictions.ts';
 import type { SweepSpec } from '../sweep/schema.ts';
@@ -84,7 +85,21 @@ export interface EnsembleSummary {
   /** True when there is no test set: validation numbers were selected on (greedy) or ranked on. */
   optimistic: boolean;
   datasets: { val: string; test: string | null };
-  label: { length: number; classes: number; charset: string };
+  /** How the members' classes read; `case` absent: `lower`. */
+  label: { length: number; classes: number; charset: string; case?: LabelCase };
+}
+
+/** The label spec the chosen trials were trained on (one for all: a reader has one alphabet). */
+export function membersLabel(chosen: readonly Pick<Candidate, 'id' | 'params'>[]): LabelSpec {
+  const shapes = chosen.map((c) => shapeFromParams(c.params));
+  const differs = shapes.findIndex((s) => JSON.stringify(s) !== JSON.stringify(shapes[0]));
+  if (differs > 0) {
+    throw new UserError(
+      `trials ${short(chosen[0].id)} and ${short(chosen[differs].id)} were trained on different data (${describeShape(shapes[0])}; ${describeShape(shapes[differs])}); ` +
+        'an ensemble reads one kind of image: build it from trials of one shape',
+    );
+  }
+  return shapes[0].label;
 }
 
 /** Class indices of every item's label, refusing a character outside the charset. */
@@ -198,7 +213,7 @@ export async function buildEnsemble(prisma: PrismaClient, o: BuildOptions): Prom
   if (ranked.length === 0) throw new UserError(`sweep ${found.name} has no finished trial yet; \`sweep status ${found.name}\` shows where it stands`);
   const take = Math.min(ranked.length, o.method === 'greedy' ? o.pool : o.topK);
   const chosen = ranked.slice(0, take);
-  const spec = DEFAULT_LABEL_SPEC;
+  const spec = membersLabel(chosen);
   const val = split(await memberPredictions(prisma, found.name, chosen, 'val', true), spec)!;
   const test = split(await memberPredictions(prisma, found.name, chosen, 'test', false), spec);
   const r = evaluateEnsemble(o.method, chosen, val, test, take, o.rounds);
@@ -217,7 +232,7 @@ export async function buildEnsemble(prisma: PrismaClient, o: BuildOptions): Prom
     gain: r.gain,
     optimistic: test === null,
     datasets: { val: val.datasetId, test: test?.datasetId ?? null },
-    label: { length: val.probs[0].length, classes: val.probs[0].classes, charset: spec.charset },
+    label: { length: val.probs[0].length, classes: val.probs[0].classes, charset: spec.charset, ...(spec.case ? { case: spec.case } : {}) },
   };
   const id = await storeEnsemble(prisma, found.id, summaryBase, members);
   return { id, ...summaryBase };

@@ -65,7 +65,7 @@ export function scoreTexts(read: readonly string[], labels: readonly string[], t
 export async function evaluateReader(reader: Reader, dir: string, opts: { batch?: number; resize?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<EvalReport> {
   const { input, label } = reader.manifest;
   const ds = await loadDataset(dir, {
-    spec: { charset: label.charset, length: label.length },
+    spec: { charset: label.charset, length: label.length, ...(label.case && label.case !== 'lower' ? { case: label.case } : {}) },
     height: input.height,
     width: input.width,
     skipBad: true,

@@ -11,13 +11,15 @@
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { checkFiles, describeProblems } from '../train/integrity.ts';
+import { describeProblems, modelProblems } from '../train/integrity.ts';
 import type { PrismaClient } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
+import { shapeFromParams, type LabelCase } from '../train/shape.ts';
 import { UserError } from '../util/errors.ts';
+import { sha256File } from '../util/hash.ts';
 import { trialDir } from '../infra/artifacts.ts';
-import { findInputShape, MANIFEST_FILE, READER_FORMAT, READER_VERSION, sha256File, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
+import { findInputShape, MANIFEST_FILE, READER_FORMAT, READER_VERSION, type CombineMethod, type Manifest, type ManifestMember } from './manifest.ts';
 import type { EnsembleSummary, MemberScore } from './build.ts';
 
 /** A manifest member before it has a directory in the reader, with where its model may be. */
@@ -31,7 +33,8 @@ export interface ExportPlan {
   method: CombineMethod;
   sweep: { id: string; name: string } | null;
   datasets: Manifest['datasets'];
-  label: { length: number; charset: string };
+  /** How the members' classes read; `case` absent: `lower`. */
+  label: { length: number; charset: string; case?: LabelCase };
   members: ExportMember[];
 }
 
@@ -40,7 +43,7 @@ export function locateModel(m: Pick<ExportMember, 'trialId' | 'recorded'>, env: 
   const candidates = [...new Set([...m.recorded, path.join(trialDir(m.trialId, env), 'model')])];
   const found = candidates.find((d) => existsSync(path.join(d, 'model.json')));
   if (found) {
-    const problems = checkFiles(found, ['model.json', 'weights.bin']);
+    const problems = modelProblems(found);
     if (problems.length) throw new UserError(`trial ${m.trialId}: its model in ${found} is damaged: ${describeProblems(problems)}`);
     return found;
   }
@@ -62,6 +65,7 @@ export function writeReader(plan: ExportPlan, out: string, opts: { force?: boole
   const sources = plan.members.map((m) => locateModel(m, opts.env));
   const first = JSON.parse(readFileSync(path.join(sources[0], 'model.json'), 'utf8'));
   const shape = findInputShape(first);
+  const trained = shapeFromParams(plan.members[0].params);
   const tmp = `${path.resolve(out)}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   try {
@@ -80,8 +84,8 @@ export function writeReader(plan: ExportPlan, out: string, opts: { force?: boole
       method: plan.method,
       createdAt: new Date().toISOString(),
       sweep: plan.sweep,
-      input: { height: shape?.[1] ?? 60, width: shape?.[2] ?? 200, channels: 3 },
-      label: { length: plan.label.length, classes: plan.label.charset.length, charset: plan.label.charset },
+      input: { height: shape?.[1] ?? trained.height, width: shape?.[2] ?? trained.width, channels: 3 },
+      label: { length: plan.label.length, classes: plan.label.charset.length, charset: plan.label.charset, case: plan.label.case ?? 'lower' },
       datasets: plan.datasets,
       members,
       files,
@@ -166,7 +170,8 @@ export async function ensemblePlan(prisma: PrismaClient, ref: string): Promise<{
       recorded: m.trial.artifacts.map((a) => a.path),
     };
   });
-  const label = summary?.label ?? { length: DEFAULT_LABEL_SPEC.length, charset: DEFAULT_LABEL_SPEC.charset };
+  const stored = summary?.label;
+  const label = stored ? { length: stored.length, charset: stored.charset, ...(stored.case ? { case: stored.case } : {}) } : { length: DEFAULT_LABEL_SPEC.length, charset: DEFAULT_LABEL_SPEC.charset };
   return {
     id: e.id,
     plan: { name: e.name, method: e.method as CombineMethod, sweep: e.sweep, datasets: summary?.datasets ?? { val: null, test: null }, label, members },
@@ -188,7 +193,7 @@ export async function trialPlan(prisma: PrismaClient, trialId: string): Promise<
     method: 'single',
     sweep: t.sweep,
     datasets: { val: t.predictions.find((p) => p.split === 'val')?.datasetId ?? null, test: t.predictions.find((p) => p.split === 'test')?.datasetId ?? null },
-    label: { length: DEFAULT_LABEL_SPEC.length, charset: DEFAULT_LABEL_SPEC.charset },
+    label: shapeFromParams(t.params as Record<string, unknown> | null).label,
     members: [
       {
         trialId: t.id,

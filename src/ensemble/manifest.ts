@@ -3,9 +3,9 @@
  * combined, the input it takes, the labels it reads) and the sha256 of every other file, so a
  * damaged or edited reader is refused before it reads anything.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { sha256File } from '../util/hash.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const READER_FORMAT = 'sweep-reader';
@@ -33,7 +33,8 @@ export interface Manifest {
   createdAt: string;
   sweep: { id: string; name: string } | null;
   input: { height: number; width: number; channels: number };
-  label: { length: number; classes: number; charset: string };
+  /** `case`: how the labels' letter case was read in training (train/shape.ts); absent in readers exported before it: `lower`. */
+  label: { length: number; classes: number; charset: string; case?: 'lower' | 'upper' | 'fold' };
   /** Hashes of the validation and test sets the members' stored predictions were made on. */
   datasets: { val: string | null; test: string | null };
   members: ManifestMember[];
@@ -42,10 +43,6 @@ export interface Manifest {
 }
 
 export class ReaderError extends Error {}
-
-export function sha256File(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
 
 function fail(dir: string, what: string): never {
   throw new ReaderError(`${path.join(dir, MANIFEST_FILE)}: ${what}`);

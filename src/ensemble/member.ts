@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import * as tf from '../train/tf.ts';
 import { tfl } from '../train/tf.ts';
 import { fileUrl, registerFileRouter } from '../train/io.ts';
-import { checkFiles, describeProblems, FILE_LIST } from '../train/integrity.ts';
+import { describeProblems, modelProblems } from '../train/integrity.ts';
 // Registers the custom layers (ResetAfterGRU, InputConv2D, TimeStep) the saved models name.
 import '../train/model.ts';
 import { UserError } from '../util/errors.ts';
@@ -52,8 +52,8 @@ export interface LoadMemberOptions {
 export async function loadMember(modelDir: string, opts: LoadMemberOptions = {}): Promise<Member> {
   const path = join(modelDir, 'model.json');
   if (!existsSync(path)) throw new UserError(`${modelDir}: no model.json there (expected a trained model's directory, as a trial's model/)`);
-  // A trial's model/ records its files (integrity.ts); other model directories are loaded as they are.
-  const problems = existsSync(join(modelDir, FILE_LIST)) ? checkFiles(modelDir, ['model.json']) : [];
+  // Checked as export checks it (integrity.ts): the file list when there is one, else the manifest.
+  const problems = modelProblems(modelDir);
   if (problems.length) throw new UserError(`${modelDir}: the model is damaged: ${describeProblems(problems)}`);
   registerFileRouter();
   let model: tfl.LayersModel;

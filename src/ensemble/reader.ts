@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_CHARSET } from '../data/charset.ts';
+import { readLabelFile } from '../train/label-file.ts';
 import { initBackend, type BackendChoice } from '../train/backend.ts';
 import * as tf from '../train/tf.ts';
 import { UserError } from '../util/errors.ts';
@@ -63,10 +64,11 @@ export interface LoadReaderOptions {
   log?: (msg: string) => void;
 }
 
-/** A single model directory (model.json) seen as a one-member reader. */
+/** A single model directory (model.json) seen as a one-member reader; its labels as its trial's label.json records them. */
 function singleModelManifest(dir: string): Manifest {
   const topology = JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8'));
   const inputShape = findInputShape(topology);
+  const recorded = readLabelFile(dir);
   return {
     format: 'sweep-reader',
     version: 1,
@@ -75,7 +77,7 @@ function singleModelManifest(dir: string): Manifest {
     createdAt: new Date(0).toISOString(),
     sweep: null,
     input: { height: inputShape?.[1] ?? 60, width: inputShape?.[2] ?? 200, channels: 3 },
-    label: { length: 0, classes: 0, charset: DEFAULT_CHARSET },
+    label: { length: 0, classes: 0, charset: recorded?.charset ?? DEFAULT_CHARSET, case: recorded?.case ?? 'lower' },
     datasets: { val: null, test: null },
     members: [{ trialId: path.basename(path.resolve(dir, '..')), sweep: null, rank: 1, weight: 1, params: {}, metrics: {}, dir: '.' }],
     files: {},

@@ -14,6 +14,7 @@ import { openEmbedded } from './embedded.ts';
 import { databaseUrl, redactUrl, type Env } from './env.ts';
 import { PrismaClient } from './generated/prisma/client.ts';
 import { migrate, readMigrations } from './migrate.ts';
+import { hostPort, isConnectionError, ServerUnreachable } from './reachability.ts';
 
 // The generated client: PrismaClient, the Prisma namespace, model types and enums.
 export * from './generated/prisma/client.ts';
@@ -75,10 +76,7 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Dat
     await prisma.$queryRawUnsafe('SELECT 1');
   } catch (err) {
     await prisma.$disconnect().catch(() => {});
-    throw new UserError(
-      `cannot connect to the database at ${redactUrl(url)} (DATABASE_URL): ${databaseErrorReason(err)}. ` +
-        'Start Postgres (e.g. `docker compose up -d postgres`), fix DATABASE_URL, or unset it to use the embedded database.',
-    );
+    throw cannotConnect(url, 'cannot connect to', err);
   }
   let applied: string[] = [];
   try {
@@ -95,9 +93,19 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Dat
     }
   } catch (err) {
     await prisma.$disconnect().catch(() => {});
-    throw err;
+    // The server went away between the first query and the migrations (it is shutting down).
+    throw isConnectionError(err) ? cannotConnect(url, 'lost the connection to', err) : err;
   }
   return { prisma, url, kind: 'postgres', label: redactUrl(url), applied, close: () => prisma.$disconnect() };
+}
+
+/** The error for a server that did not answer: ServerUnreachable when it may yet, else a UserError. */
+function cannotConnect(url: string, what: string, err: unknown): UserError {
+  const reason = databaseErrorReason(err);
+  const message =
+    `${what} the database at ${redactUrl(url)} (DATABASE_URL): ${reason}. ` +
+    'Start Postgres (e.g. `docker compose up -d postgres`), fix DATABASE_URL, or unset it to use the embedded database.';
+  return isConnectionError(err) ? new ServerUnreachable('Postgres', hostPort(url, 5432), reason, message) : new UserError(message);
 }
 
 async function openEmbeddedDatabase(opts: OpenDatabaseOptions): Promise<Database> {

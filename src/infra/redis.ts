@@ -18,8 +18,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
-import { UserError } from '../util/errors.ts';
+import { firstLine, UserError } from '../util/errors.ts';
 import { DEFAULT_REDIS_URL, homePaths, redactUrl, redisUrl, type Env } from './env.ts';
+import { hostPort, ServerUnreachable } from './reachability.ts';
 import { isAlive, readLock, releaseLock, replaceFile, tryAcquire, type PidFile } from './lockfile.ts';
 
 export interface RedisAddr extends PidFile {
@@ -66,6 +67,11 @@ export function connectRedis(opts: RedisConnectOptions = {}): Redis {
 
 /** Whether a Redis answers PING at `url` within `timeoutMs`. */
 export async function redisAnswers(url: string, timeoutMs = 1_500): Promise<boolean> {
+  return (await redisProblem(url, timeoutMs)) === null;
+}
+
+/** Why no Redis answers PING at `url` within `timeoutMs` ("connection refused"), or null when one does. */
+export async function redisProblem(url: string, timeoutMs = 1_500): Promise<string | null> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
@@ -73,15 +79,26 @@ export async function redisAnswers(url: string, timeoutMs = 1_500): Promise<bool
     enableOfflineQueue: false,
     retryStrategy: () => null,
   });
-  client.on('error', () => {});
+  // The socket's error comes as an event; connect() then only says "Connection is closed".
+  let socketError: unknown;
+  client.on('error', (err) => (socketError ??= err));
   try {
     await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
+    const answer = await client.ping();
+    return answer === 'PONG' ? null : `PING answered ${JSON.stringify(answer)}`;
+  } catch (err) {
+    return socketReason(socketError ?? err);
   } finally {
     client.disconnect();
   }
+}
+
+/** A socket error in a few words. */
+function socketReason(err: unknown): string {
+  const code = (err as { code?: string })?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
+  return firstLine(err) || 'no answer';
 }
 
 /** Absolute path of `redis-server` on PATH, or null. */
@@ -110,9 +127,12 @@ async function freePort(): Promise<number> {
   });
 }
 
-function noRedis(url: string, why = ''): UserError {
-  return new UserError(
-    `no Redis answers at ${redactUrl(url)}${why}: install it (\`apt-get install redis-server\`), ` +
+function noRedis(url: string, reason: string, why = ''): ServerUnreachable {
+  return new ServerUnreachable(
+    'Redis',
+    hostPort(url, 6379),
+    reason,
+    `no Redis answers at ${redactUrl(url)} (${reason})${why}: install it (\`apt-get install redis-server\`), ` +
       'start one with `docker compose up -d redis`, or set REDIS_URL to a running Redis.',
   );
 }
@@ -141,8 +161,11 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<EnsuredRedi
   const candidates = explicit
     ? [explicit]
     : [readAddr(paths.redisAddr)?.url, opts.defaultUrl ?? DEFAULT_REDIS_URL].filter((u): u is string => !!u);
+  let reason = 'no answer';
   for (const url of candidates) {
-    if (await redisAnswers(url)) return { url, started: false };
+    const problem = await redisProblem(url);
+    if (problem === null) return { url, started: false };
+    reason = problem;
   }
   const target = explicit ?? opts.defaultUrl ?? DEFAULT_REDIS_URL;
   let host: string;
@@ -154,9 +177,9 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<EnsuredRedi
   } catch {
     throw new UserError(`REDIS_URL is not a URL: ${redactUrl(target)} (expected redis://host:port).`);
   }
-  if (!opts.allowStart || !LOCAL_HOSTS.has(host)) throw noRedis(target);
+  if (!opts.allowStart || !LOCAL_HOSTS.has(host)) throw noRedis(target, reason);
   const binary = findRedisServer(env);
-  if (!binary) throw noRedis(target, ', and there is no redis-server on PATH to start a private one');
+  if (!binary) throw noRedis(target, reason, ', and there is no redis-server on PATH to start a private one');
   // With REDIS_URL set, serve exactly there, so that every process that reads it finds it.
   return startPrivateRedis({ binary, paths, port: explicit ? port : null, log });
 }

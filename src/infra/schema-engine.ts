@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import {
   bindMigrationAwareSqlAdapterFactory,
+  type ErrorRegistry,
   type SqlMigrationAwareDriverAdapterFactory,
 } from '@prisma/driver-adapter-utils';
 import type { SchemaEngine } from '@prisma/schema-engine-wasm';
@@ -48,6 +49,10 @@ async function loadGlue(): Promise<Glue> {
 /**
  * A schema engine working through `adapter`. `log` receives the engine's tracing lines
  * (JSON), useful only when debugging. Free it with `engine.free()`.
+ *
+ * An error the adapter throws that is not a DriverAdapterError (a connection the driver lost,
+ * a bug) reaches the engine as an id in the bound factory's error registry, and comes back out
+ * as "External error id#N": every call here, opening included, throws the original instead.
  */
 export async function openSchemaEngine(
   adapter: SqlMigrationAwareDriverAdapterFactory,
@@ -56,13 +61,35 @@ export async function openSchemaEngine(
   gluePromise ??= loadGlue();
   const glue = await gluePromise;
   const bound = bindMigrationAwareSqlAdapterFactory(adapter);
+  const original = (err: unknown) => externalError(err, bound.errorRegistry);
   const datamodels: [string, string][] | undefined = opts.datamodel
     ? [[opts.datamodel.path, opts.datamodel.content]]
     : undefined;
+  let engine: SchemaEngine;
   try {
-    return await glue.SchemaEngine.new({ datamodels }, opts.log ?? (() => {}), bound);
+    engine = await glue.SchemaEngine.new({ datamodels }, opts.log ?? (() => {}), bound);
   } catch (err) {
-    const registry = bound.errorRegistry as unknown as { lookupError(e: unknown): { error: unknown } | undefined };
-    throw registry.lookupError(err)?.error ?? err;
+    throw original(err);
   }
+  return rethrowingOriginals(engine, original);
+}
+
+/** The error registered as `id#N` in an engine's "External error id#N", or `err` itself. */
+export function externalError(err: unknown, registry: Pick<ErrorRegistry, 'consumeError'>): unknown {
+  const id = /External error id#(\d+)/.exec((err as Error)?.message ?? '')?.[1];
+  return (id !== undefined && registry.consumeError(Number(id))?.error) || err;
+}
+
+/** The engine, with each method's rejection mapped through `original`. */
+function rethrowingOriginals(engine: SchemaEngine, original: (err: unknown) => unknown): SchemaEngine {
+  return new Proxy(engine, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target) as unknown;
+      if (typeof value !== 'function' || key === 'free') return typeof value === 'function' ? value.bind(target) : value;
+      return (...args: unknown[]) => {
+        const out = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return out instanceof Promise ? out.catch((err: unknown) => Promise.reject(original(err))) : out;
+      };
+    },
+  });
 }

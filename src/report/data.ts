@@ -5,12 +5,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
 import type { PrismaClient } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
 import { loadPredictions } from '../track/predictions.ts';
 import { findSweep } from '../track/store.ts';
-import type { DataSourceSpec, TrainDefaults } from '../sweep/schema.ts';
+import { trainShape, type DataSourceSpec, type TrainDefaults } from '../sweep/schema.ts';
+import { shapeFromParams } from '../train/shape.ts';
 import { UserError } from '../util/errors.ts';
 import { generatedDir } from '../worker/data.ts';
 import {
@@ -46,7 +46,8 @@ export async function loadReportInput(prisma: PrismaClient, nameOrId: string, op
     orderBy: { createdAt: 'asc' },
     select: { name: true, method: true, k: true, metric: true, summary: true, createdAt: true },
   });
-  const readings = await loadReadings(prisma, predictionTrials(trials, goal));
+  const paramsOf = new Map(trials.map((t) => [t.id, t.params]));
+  const readings = await loadReadings(prisma, predictionTrials(trials, goal), (id) => shapeFromParams(paramsOf.get(id)).label.charset);
   const captchas = readings[0] ? readCaptchas(sweep.spec, readings[0], opts.env ?? process.env) : { images: [] };
   return {
     sweep: {
@@ -82,14 +83,14 @@ export async function loadCurves(prisma: PrismaClient, sweepId: string, keys: re
 }
 
 /** The trials' stored validation predictions read as text, in the order given (those without any left out). */
-async function loadReadings(prisma: PrismaClient, trialIds: readonly string[]): Promise<ReadingsInput[]> {
+async function loadReadings(prisma: PrismaClient, trialIds: readonly string[], charsetOf: (trialId: string) => string): Promise<ReadingsInput[]> {
   if (trialIds.length === 0) return [];
   const sets = await loadPredictions(prisma, trialIds, 'val');
   const out: ReadingsInput[] = [];
   for (const id of trialIds) {
     const s = sets.get(id);
     if (!s) continue;
-    out.push({ trialId: id, files: s.files, labels: s.labels, readings: readProbs(s.probs, s.files.length, s.length, s.classes, DEFAULT_LABEL_SPEC.charset) });
+    out.push({ trialId: id, files: s.files, labels: s.labels, readings: readProbs(s.probs, s.files.length, s.length, s.classes, charsetOf(id)) });
   }
   return out;
 }
@@ -105,7 +106,7 @@ export function validationSource(spec: unknown, env: Env): { dir: string; label:
   const from = (s: DataSourceSpec | undefined, what: string) => {
     if (s === undefined) return null;
     if (typeof s === 'string') return { dir: s, label: `${what} directory ${path.basename(s)}` };
-    const dir = generatedDir(s, env);
+    const dir = generatedDir(s, trainShape(train), env);
     return { dir, label: `${what} set ${path.basename(dir)} (generated under SWEEP_HOME/data)` };
   };
   return from(train.val, 'validation') ?? from(train.data, 'training (a share held out for validation)') ?? from(train.generate, 'training (a share held out for validation)');

@@ -19,7 +19,6 @@
 import { z } from 'zod';
 import {
   BOOKKEEPING_PREFIX,
-  REPORT_KERNEL_LIMITS,
   SWEEP_PARAM_DOMAINS,
   TRAINER_PARAMS,
   domainViolation,
@@ -30,7 +29,8 @@ import {
   type TrainerParam,
   type TrainerParamName,
 } from '../train/params.ts';
-import { DEFAULT_IMAGE_SIZE, type Padding } from '../train/geometry.ts';
+import { maxKernelExtent, maxKernelSize, type Padding } from '../train/geometry.ts';
+import { DEFAULT_SHAPE, LABEL_CASES, MAX_LABEL_LENGTH, MIN_IMAGE_SIDE, labelSpec, shapeParams, type DataShape } from '../train/shape.ts';
 import { didYouMean } from '../util/nearest.ts';
 import { support } from './distributions.ts';
 import { describeValue, unknownKeyMessage, type KeyPath } from './errors.ts';
@@ -392,6 +392,31 @@ export type GenerateSpec = z.output<typeof GenerateSchema>;
 const DataSource = z.union([z.string().min(1), GenerateSchema]);
 export type DataSourceSpec = z.output<typeof DataSource>;
 
+/** `image:` of the train block: the size every image of the sweep's data has. */
+const ImageSchema = mapping(
+  {
+    height: int.gte(MIN_IMAGE_SIDE, { error: `must be an integer >= ${MIN_IMAGE_SIDE} (pixels)` }),
+    width: int.gte(MIN_IMAGE_SIDE, { error: `must be an integer >= ${MIN_IMAGE_SIDE} (pixels)` }),
+  },
+  'in train.image',
+);
+
+/** `label:` of the train block: characters per label, the alphabet, and how letter case is read (train/shape.ts). */
+const LabelSchema = mapping(
+  {
+    length: int.gte(1).lte(MAX_LABEL_LENGTH).default(DEFAULT_SHAPE.label.length),
+    charset: z.string().min(1).default('0-9a-z'),
+    case: z.enum(LABEL_CASES).default('lower'),
+  },
+  'in train.label',
+).superRefine((v, ctx) => {
+  try {
+    labelSpec(v.length, v.charset, v.case);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', path: ['charset'], message: (err as Error).message });
+  }
+});
+
 const NOT_IN_TRAIN_BLOCK = new Set(['seed', 'val_fraction', 'micro_batch']);
 const hyperparameterDefaults = Object.fromEntries(
   Object.entries(TRAINER_PARAMS)
@@ -421,6 +446,9 @@ export const TrainSchema = z
     val_fraction: z.number().gt(0).lt(1).optional(),
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     ...hyperparameterDefaults,
+    /** The data's shape; absent: the report's (60x200 images, 6 characters of 0-9a-z). */
+    image: ImageSchema.optional(),
+    label: LabelSchema.optional(),
   })
   .describe('in the train block')
   .superRefine((v, ctx) => {
@@ -448,7 +476,14 @@ export function trainHyperparameters(train: TrainDefaults): Record<string, numbe
     out[name] = train[name];
   }
   if (train.val_fraction !== undefined) out.val_fraction = train.val_fraction;
-  return out;
+  return { ...out, ...shapeParams(trainShape(train)) };
+}
+
+/** The data shape a `train:` block declares (the report's where it declares none). */
+export function trainShape(train: Pick<TrainDefaults, 'image' | 'label'>): DataShape {
+  const image = train.image ?? DEFAULT_SHAPE;
+  const label = train.label ? labelSpec(train.label.length, train.label.charset, train.label.case) : DEFAULT_SHAPE.label;
+  return { height: image.height, width: image.width, label };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,7 +510,7 @@ function acrossKeys(v: unknown, ctx: z.core.$RefinementCtx<unknown>): void {
   if (v.early_terminate !== undefined && v.metric === undefined) {
     ctx.addIssue({ code: 'custom', path: ['early_terminate'], message: 'early termination compares trials by a metric; add metric: {name, goal}' });
   }
-  if (clean) kernelsFitPadding(v, v.method as Method, ctx);
+  if (clean) kernelsFitImage(v, v.method as Method, ctx);
   if (v.method === 'grid' && clean && v.run_cap === undefined) {
     const size = gridSize(v.parameters as Record<string, ParamSpec>);
     if (size > MAX_GRID_TRIALS) {
@@ -489,36 +524,58 @@ function acrossKeys(v: unknown, ctx: z.core.$RefinementCtx<unknown>): void {
 }
 
 /**
- * Under the report's padding (each block's first conv `valid`) a kernel larger than 4 leaves no
- * feature map of a 60x200 image. Where a trial may use that padding, its kernels must fit it;
- * the message names `padding: same`, which fits any kernel up to the image's size.
+ * A kernel must fit the sweep's images (`train.image`, else 60x200): with `padding: same` up to
+ * the image's size; under the report's padding (each block's first conv `valid`) only as far as
+ * leaves a feature map (4 on 60x200). Where a trial may use the report's padding its kernels
+ * must fit it; the message names the image size and `padding: same`, which fits larger kernels.
  */
-function kernelsFitPadding(v: Obj, method: Method | undefined, ctx: z.core.$RefinementCtx<unknown>): void {
+function kernelsFitImage(v: Obj, method: Method | undefined, ctx: z.core.$RefinementCtx<unknown>): void {
   const params = isObj(v.parameters) ? (v.parameters as Record<string, ParamSpec>) : {};
   const train = isObj(v.train) ? v.train : {};
+  const image = isObj(train.image) ? (train.image as { height: number; width: number }) : DEFAULT_SHAPE;
   const padding = params.padding;
   const paddings: unknown[] =
     padding?.distribution === 'constant' ? [padding.value] : padding?.distribution === 'categorical' ? padding.values : [train.padding ?? 'report'];
-  if (!paddings.includes('report')) return;
   const where = padding ? 'when padding is report' : 'under padding: report (the default)';
   for (const name of ['kernel_size', 'kernel_width'] as const) {
-    const max = REPORT_KERNEL_LIMITS[name];
-    const min = name === 'kernel_size' ? 1 : 0;
-    const d: Domain = {
-      ...SWEEP_PARAM_DOMAINS[name],
-      max,
-      expected:
-        `an integer from ${min} to ${max} ${where}: each block's first conv is \`valid\`, so on ${DEFAULT_IMAGE_SIZE.height}x${DEFAULT_IMAGE_SIZE.width} images a larger kernel ` +
-        `leaves no feature map; set \`padding: same\` in train: to run larger kernels`,
-    };
+    const domains = kernelDomains(name, image, paddings.includes('report') ? where : null);
     const spec = params[name];
-    if (spec) {
-      for (const { path, message } of domainProblems(name, d, spec, method)) ctx.addIssue({ code: 'custom', path: ['parameters', name, ...path], message });
-    } else if (typeof train[name] === 'number') {
-      const why = domainViolation(d, train[name]);
-      if (why) ctx.addIssue({ code: 'custom', path: ['train', name], message: `${train[name]} is not a valid ${name}: ${why}` });
+    for (const d of domains) {
+      const found = spec
+        ? domainProblems(name, d, spec, method).map((p) => ({ path: ['parameters', name, ...p.path], message: p.message }))
+        : typeof train[name] === 'number' && domainViolation(d, train[name])
+          ? [{ path: ['train', name], message: `${train[name]} is not a valid ${name}: ${domainViolation(d, train[name])}` }]
+          : [];
+      for (const f of found) ctx.addIssue({ code: 'custom', path: f.path, message: f.message });
+      if (found.length) break;
     }
   }
+}
+
+/** The bounds a kernel parameter has on `image`: under `same` padding, then (`report`: where it applies) under the report's. */
+function kernelDomains(name: 'kernel_size' | 'kernel_width', image: { height: number; width: number }, report: string | null): Domain[] {
+  const { height: h, width: w } = image;
+  const min = name === 'kernel_size' ? 1 : 0;
+  const same = name === 'kernel_size' ? maxKernelSize(h, w, 'same') : maxKernelExtent(w, 'same');
+  const base = SWEEP_PARAM_DOMAINS[name];
+  const out: Domain[] = [
+    {
+      ...base,
+      max: same,
+      expected: name === 'kernel_size' ? `an integer from 1 to ${same} (trials train on ${h}x${w} images)` : `an integer from 0 to ${same} (0 = kernel_size; trials train on images ${w} wide)`,
+    },
+  ];
+  if (report !== null) {
+    const max = name === 'kernel_size' ? maxKernelSize(h, w) : maxKernelExtent(w);
+    out.push({
+      ...base,
+      max,
+      expected:
+        `an integer from ${min} to ${max} ${report}: each block's first conv is \`valid\`, so on ${h}x${w} images a larger kernel ` +
+        `leaves no feature map; set \`padding: same\` in train: to run larger kernels`,
+    });
+  }
+  return out;
 }
 
 function buildFileSchema(method: Method | undefined, trainer: boolean) {

@@ -11,6 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { PrismaClient } from '../infra/db.ts';
+import { checkListed, describeProblems } from '../train/integrity.ts';
 import type { TrialResult } from '../train/trainer.ts';
 import { datasetHash, decodeProbs, encodeProbs } from './codec.ts';
 
@@ -37,10 +38,15 @@ function sidecar(probsPath: string): string {
   return probsPath.replace(/\.probs\.f32$/, '.json');
 }
 
-/** Reads `<set>.probs.f32` and its `.json`, checking that sizes agree. */
+/**
+ * Reads `<set>.probs.f32` and its `.json`, checking them against the directory's file list
+ * (size and sha256 as written, when the trainer wrote one) and that their sizes agree.
+ */
 export function readPredictionFiles(probsPath: string, split: PredictionSplit): PredictionSet {
   const metaPath = sidecar(probsPath);
   for (const p of [probsPath, metaPath]) if (!existsSync(p)) throw new PredictionFileError(`${p}: not found`);
+  const damaged = checkListed(path.dirname(probsPath), [path.basename(probsPath), path.basename(metaPath)]);
+  if (damaged.length) throw new PredictionFileError(`damaged predictions: ${describeProblems(damaged)}`);
   let meta: { shape?: unknown; files?: unknown; labels?: unknown };
   try {
     meta = JSON.parse(readFileSync(metaPath, 'utf8'));

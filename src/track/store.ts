@@ -137,27 +137,41 @@ export type Claim =
   /** Running on another worker that is alive. */
   | { outcome: 'busy'; worker: string | null };
 
-/** Takes ownership of a queued trial, or of a running one whose owner is gone (see the top). */
-export async function claimTrial(prisma: PrismaClient, trialId: string, worker: string, staleMs = STALE_MS): Promise<Claim> {
-  const now = new Date();
+/**
+ * Takes ownership of a queued trial, or of a running one whose owner is gone (see the top).
+ *
+ * `claimedAt` names the claim: made again with the same `claimedAt` by the same worker (its
+ * first answer was lost with the connection, though the claim was stored), it is the same
+ * claim, and counts no second attempt. A worker's running trial claimed with another
+ * `claimedAt` is a new attempt (its job was retried after the attempt ended without a state).
+ */
+export async function claimTrial(prisma: PrismaClient, trialId: string, worker: string, staleMs = STALE_MS, claimedAt = new Date()): Promise<Claim> {
   const rows = await prisma.trial.updateManyAndReturn({
     where: {
       id: trialId,
       OR: [
         { status: 'queued' },
-        { status: 'running', OR: [{ worker }, { heartbeatAt: null }, { heartbeatAt: { lt: new Date(now.getTime() - staleMs) } }] },
+        {
+          status: 'running',
+          OR: [
+            { worker, OR: [{ startedAt: null }, { startedAt: { not: claimedAt } }] },
+            { heartbeatAt: null },
+            { heartbeatAt: { lt: new Date(claimedAt.getTime() - staleMs) } },
+          ],
+        },
       ],
     },
-    data: { status: 'running', worker, attempts: { increment: 1 }, startedAt: now, heartbeatAt: now, finishedAt: null },
-    select: { id: true, index: true, params: true, seed: true, attempts: true, bestMetric: true, sweepId: true },
+    data: { status: 'running', worker, attempts: { increment: 1 }, startedAt: claimedAt, heartbeatAt: claimedAt, finishedAt: null },
+    select: CLAIMED_FIELDS,
   });
-  if (rows.length === 0) {
-    const t = await prisma.trial.findUnique({ where: { id: trialId }, select: { status: true, worker: true } });
+  let row = rows[0];
+  if (!row) {
+    const t = await prisma.trial.findUnique({ where: { id: trialId }, select: { ...CLAIMED_FIELDS, status: true, worker: true, startedAt: true } });
     if (!t) return { outcome: 'missing' };
-    if (t.status === 'running') return { outcome: 'busy', worker: t.worker };
-    return { outcome: 'ended', status: t.status };
+    const sameClaim = t.status === 'running' && t.worker === worker && t.startedAt?.getTime() === claimedAt.getTime();
+    if (!sameClaim) return t.status === 'running' ? { outcome: 'busy', worker: t.worker } : { outcome: 'ended', status: t.status };
+    row = t;
   }
-  const row = rows[0];
   const sweep = await prisma.sweep.findUniqueOrThrow({ where: { id: row.sweepId }, select: { id: true, name: true, spec: true } });
   const spec = sweep.spec as unknown as SweepSpec;
   return {
@@ -173,6 +187,8 @@ export async function claimTrial(prisma: PrismaClient, trialId: string, worker: 
     },
   };
 }
+
+const CLAIMED_FIELDS = { id: true, index: true, params: true, seed: true, attempts: true, bestMetric: true, sweepId: true } as const;
 
 /**
  * Writes the heartbeat (and the best metric so far) of a trial this worker owns. Returns the

@@ -8,10 +8,10 @@
  * A directory written before file lists existed is checked as far as it can be: its JSON must
  * parse and each weights file must be as long as its manifest's shapes say.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { writeFileAtomic } from './io.ts';
+import { sha256File } from '../util/hash.ts';
+import { takeWritten, writeFileAtomic } from './atomic-file.ts';
 
 export const FILE_LIST = 'files.json';
 
@@ -25,11 +25,10 @@ export interface FileList {
   files: Record<string, FileRecord>;
 }
 
-function sha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
-
-/** Records every file of `dir` (not its subdirectories) in `dir/files.json`, durably. */
+/**
+ * Records every file of `dir` (not its subdirectories) in `dir/files.json`, durably. A file
+ * writeFileAtomic has just written is recorded from the bytes it wrote; others are read.
+ */
 export function writeFileList(dir: string): FileList {
   const files: Record<string, FileRecord> = {};
   for (const name of readdirSync(dir).sort()) {
@@ -37,7 +36,7 @@ export function writeFileList(dir: string): FileList {
     const p = join(dir, name);
     const st = statSync(p);
     if (!st.isFile()) continue;
-    files[name] = { bytes: st.size, sha256: sha256(p) };
+    files[name] = takeWritten(p) ?? { bytes: st.size, sha256: sha256File(p) };
   }
   const list: FileList = { version: 1, files };
   writeFileAtomic(join(dir, FILE_LIST), `${JSON.stringify(list, null, 1)}\n`);
@@ -50,36 +49,79 @@ export interface FileProblem {
   problem: string;
 }
 
+/** `dir`'s file list; null when it has none (written before lists existed); a problem when unreadable. */
+function readFileList(dir: string): FileList | null | FileProblem {
+  const listPath = join(dir, FILE_LIST);
+  if (!existsSync(listPath)) return null;
+  try {
+    const list = JSON.parse(readFileSync(listPath, 'utf8')) as FileList;
+    if (typeof list?.files !== 'object' || list.files === null) throw new Error('no files');
+    return list;
+  } catch {
+    return { file: listPath, problem: 'unreadable (not the JSON file list this version writes)' };
+  }
+}
+
+/** What is wrong with file `p` against its record, or null. */
+function recordProblem(p: string, want: FileRecord): string | null {
+  const size = statSync(p).size;
+  if (size !== want.bytes) return `${size} bytes where ${want.bytes} were written`;
+  if (sha256File(p) !== want.sha256) return 'its contents changed since it was written (sha256 differs)';
+  return null;
+}
+
 /**
  * The problems of `dir` against its file list (none: it is intact). `required` are files that
  * must be there whatever the list says (model.json for a model).
  */
 export function checkFiles(dir: string, required: readonly string[] = []): FileProblem[] {
   if (!existsSync(dir)) return [{ file: dir, problem: 'the directory is missing' }];
-  const listPath = join(dir, FILE_LIST);
   const problems: FileProblem[] = [];
   for (const name of required) {
     if (!existsSync(join(dir, name))) problems.push({ file: join(dir, name), problem: 'missing' });
   }
-  if (!existsSync(listPath)) return problems.length ? problems : checkUnlisted(dir);
-  let list: FileList;
-  try {
-    list = JSON.parse(readFileSync(listPath, 'utf8')) as FileList;
-    if (typeof list?.files !== 'object' || list.files === null) throw new Error('no files');
-  } catch {
-    return [...problems, { file: listPath, problem: 'unreadable (not the JSON file list this version writes)' }];
-  }
+  const list = readFileList(dir);
+  if (list === null) return problems.length ? problems : checkUnlisted(dir);
+  if ('problem' in list) return [...problems, list];
   for (const [name, want] of Object.entries(list.files)) {
     const p = join(dir, name);
     if (!existsSync(p)) {
       if (!required.includes(name)) problems.push({ file: p, problem: 'missing' });
       continue;
     }
-    const size = statSync(p).size;
-    if (size !== want.bytes) problems.push({ file: p, problem: `${size} bytes where ${want.bytes} were written` });
-    else if (sha256(p) !== want.sha256) problems.push({ file: p, problem: 'its contents changed since it was written (sha256 differs)' });
+    const problem = recordProblem(p, want);
+    if (problem) problems.push({ file: p, problem });
   }
   return problems;
+}
+
+/**
+ * The problems of some files of `dir` against its file list: a reader of a few files (one
+ * predictions set) checks those alone. None when `dir` has no list (written before lists
+ * existed) or the list does not name a file.
+ */
+export function checkListed(dir: string, names: readonly string[]): FileProblem[] {
+  const list = readFileList(dir);
+  if (list === null) return [];
+  if ('problem' in list) return [list];
+  const problems: FileProblem[] = [];
+  for (const name of names) {
+    const want = list.files[name];
+    if (!want) continue;
+    const p = join(dir, name);
+    const problem = existsSync(p) ? recordProblem(p, want) : 'missing';
+    if (problem) problems.push({ file: p, problem });
+  }
+  return problems;
+}
+
+/**
+ * The problems of a trained model's directory (a trial's model/, a reader's member): with a
+ * file list, every listed file as written; without one, model.json parses and each weights
+ * file has its manifest's length. model.json is required either way.
+ */
+export function modelProblems(dir: string): FileProblem[] {
+  return checkFiles(dir, ['model.json']);
 }
 
 /** For a directory without a file list: JSON files parse, and each weights file has its manifest's length. */

@@ -6,9 +6,12 @@
  * uses, so the same calls and files work with or without it. When tfjs-node is loaded it
  * registers its own `file://` router and ours stands aside.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.ts';
 import * as tf from './tf.ts';
+
+export { writeFileAtomic };
 
 const SCHEME = 'file://';
 
@@ -19,28 +22,6 @@ export interface NamedTensor {
 
 function stripScheme(url: string): string {
   return url.startsWith(SCHEME) ? url.slice(SCHEME.length) : url;
-}
-
-/** Writes a file so that readers see the old content or the new, never a torn one. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    try {
-      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-      let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    // A full disk fails the write part-way: the partial file would keep its space.
-    rmSync(tmp, { force: true });
-    throw err;
-  }
 }
 
 function toBytes(data: tf.io.WeightData | undefined): Uint8Array {

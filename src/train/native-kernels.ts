@@ -14,6 +14,7 @@
  * said in the backend's reason, which is stored with every run.
  */
 import { createHash } from 'node:crypto';
+import { sha256File } from '../util/hash.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -104,7 +105,7 @@ function loadOrThrow(dir: string): NativeStatus {
     .update(manifest.compiler ?? '')
     .digest('hex');
   if (hash !== manifest.hash) return none('built from another native/kernels.cc (stale; run npm run build:native)');
-  if (createHash('sha256').update(readFileSync(binary)).digest('hex') !== manifest.binary) {
+  if (sha256File(binary) !== manifest.binary) {
     return none('the binary is not the one its manifest names (run npm run build:native)');
   }
   const missing = missingCpuFeatures(manifest.requires);

@@ -5,7 +5,7 @@
  */
 import { UserError } from '../util/errors.ts';
 import { didYouMean } from '../util/nearest.ts';
-import { DEFAULT_IMAGE_SIZE, maxKernelExtent, maxKernelSize, PADDINGS, type Padding } from './geometry.ts';
+import { PADDINGS, type Padding } from './geometry.ts';
 
 /** A parameter's domain; `expected` is how it reads in a message ("a number > 0"). */
 export interface Domain {
@@ -34,7 +34,7 @@ export interface TrainerParam extends Domain {
  * sweep file schema (src/sweep/schema.ts) checks `train:` and `parameters:` against it.
  */
 export const TRAINER_PARAMS = {
-  // The image size bounds it (SWEEP_PARAM_DOMAINS below); even sizes pad 'same' as Keras does.
+  // The sweep's image size bounds it (checked in src/sweep/schema.ts); even sizes pad 'same' as Keras does.
   kernel_size: { integer: true, min: 1, default: 3, expected: 'an integer >= 1', doc: 'convolution kernel size' },
   kernel_width: { integer: true, min: 0, default: 0, expected: 'an integer >= 0 (0 = kernel_size)', doc: 'convolution kernel width (across the image); kernel_size is then its height; 0 = square', omitAtDefault: true },
   padding: { choices: PADDINGS, default: 'report' as Padding, expected: '`report` or `same`', doc: "each conv block's first conv: `report` = 'valid' as the report's model (kernels up to 4 on 60x200 images), `same` = 'same' (any kernel up to the image's size)", omitAtDefault: true },
@@ -76,30 +76,12 @@ export function augmentSpec(params: Partial<Record<string, unknown>>): AugmentSp
 
 export type TrainerParamName = keyof typeof TRAINER_PARAMS;
 
-const { height: H, width: W } = DEFAULT_IMAGE_SIZE;
-/** The kernel bounds under the report's padding, which sweep files check (schema.ts) when a trial may use it. */
-export const REPORT_KERNEL_LIMITS = { kernel_size: maxKernelSize(H, W), kernel_width: maxKernelExtent(W) } as const;
 /**
- * The domains a sweep file is checked against. Sweep trials train on the default image size,
- * which bounds kernel_size (the kernel's height when kernel_width is set) and kernel_width:
- * up to the image's size with `padding: same`, and to REPORT_KERNEL_LIMITS under the report's
- * padding (checked across keys, since it depends on `padding`). `sweep train --height/--width`
- * may take other sizes, so the trainer's own domain (used for --set) leaves them open and the
- * model refuses a kernel that does not fit.
+ * The domains a sweep file is checked against one parameter at a time. A kernel must also fit
+ * the sweep's images (its `train: {image}`, and how `padding` shrinks the maps), which depends
+ * on other keys: src/sweep/schema.ts checks that across keys.
  */
-export const SWEEP_PARAM_DOMAINS: Record<TrainerParamName, Domain> = {
-  ...TRAINER_PARAMS,
-  kernel_size: {
-    ...TRAINER_PARAMS.kernel_size,
-    max: maxKernelSize(H, W, 'same'),
-    expected: `an integer from 1 to ${maxKernelSize(H, W, 'same')} (trials train on ${H}x${W} images)`,
-  },
-  kernel_width: {
-    ...TRAINER_PARAMS.kernel_width,
-    max: maxKernelExtent(W, 'same'),
-    expected: `an integer from 0 to ${maxKernelExtent(W, 'same')} (0 = kernel_size; trials train on images ${W} wide)`,
-  },
-};
+export const SWEEP_PARAM_DOMAINS: Record<TrainerParamName, Domain> = TRAINER_PARAMS;
 /** Word parameters (`padding`) hold strings; the rest are numbers. */
 export type TrainParams = { [K in Exclude<TrainerParamName, 'padding'>]: number } & { padding: Padding };
 

@@ -81,6 +81,12 @@ export interface AttemptContext {
   checkFailures(lastError: string): void;
   /** Told of an attempt's end that is thrown rather than returned (opts.onTrial). */
   report(t: TrialTiming): void;
+  /**
+   * Claims whose answer was lost with the connection, by trial id: the job's attempt and the
+   * claim's time. The job's next delivery makes the same claim again (claimTrial's claimedAt),
+   * so a claim that was stored after all counts one attempt, not two.
+   */
+  unanswered: Map<string, { jobAttempt: number; claimedAt: Date }>;
 }
 
 /**
@@ -90,12 +96,16 @@ export interface AttemptContext {
  */
 export async function claimAttempt(ctx: AttemptContext, job: Job<TrialJobData>, token: string | undefined): Promise<{ trial: ClaimedTrial } | { ended: TrialStatus }> {
   const trialId = job.data.trialId;
+  const earlier = ctx.unanswered.get(trialId);
+  const claimedAt = earlier?.jobAttempt === job.attemptsMade ? earlier.claimedAt : new Date();
   let claim: Claim;
   try {
-    claim = await claimTrial(ctx.prisma, trialId, ctx.id, ctx.timings.staleMs);
+    claim = await claimTrial(ctx.prisma, trialId, ctx.id, ctx.timings.staleMs, claimedAt);
+    ctx.unanswered.delete(trialId);
     ctx.onOutage('up');
   } catch (err) {
     if (!isConnectionError(err)) throw err;
+    ctx.unanswered.set(trialId, { jobAttempt: job.attemptsMade, claimedAt });
     // Not the trial's fault: wait without spending one of its attempts.
     ctx.onOutage('down', err);
     await job.moveToDelayed(Date.now() + DB_DOWN_RETRY_MS, token);

@@ -6,6 +6,8 @@
  *   SWEEP_LOCK_MS        a job's queue lock; renewed at half of it while alive    (60 s)
  *   SWEEP_DB_OUTAGE_MS   how long a worker keeps trying to reach the database
  *                        before it gives a trial up (training goes on meanwhile) (10 min)
+ *   SWEEP_CONNECT_WAIT_S how long a starting worker waits for Postgres and Redis
+ *                        to answer before it exits, saying which did not      (300 s)
  *   SWEEP_MAX_CONSECUTIVE_FAILURES
  *                        a worker whose trials fail this many times in a row stops
  *                        taking work (a broken machine must not burn the sweep)   (5)
@@ -14,7 +16,10 @@
  */
 import { databaseErrorReason } from '../infra/db.ts';
 import type { Env } from '../infra/env.ts';
+import { isConnectionError } from '../infra/reachability.ts';
 import { UserError } from '../util/errors.ts';
+
+export { isConnectionError };
 
 export interface WorkerTimings {
   heartbeatMs: number;
@@ -23,6 +28,8 @@ export interface WorkerTimings {
   /** How often the queue looks for jobs whose lock expired (their worker died). */
   stalledMs: number;
   dbOutageMs: number;
+  /** How long a starting worker waits for Postgres and Redis (0: not at all). */
+  connectWaitMs: number;
 }
 
 export const DEFAULT_TIMINGS: WorkerTimings = {
@@ -31,15 +38,16 @@ export const DEFAULT_TIMINGS: WorkerTimings = {
   lockMs: 60_000,
   stalledMs: 60_000,
   dbOutageMs: 600_000,
+  connectWaitMs: 300_000,
 };
 
 export const DEFAULT_MAX_CONSECUTIVE_FAILURES = 5;
 
-function positiveInt(env: Env, name: string, fallback: number): number {
+function positiveInt(env: Env, name: string, fallback: number, min = 1): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   const v = Number(raw);
-  if (!Number.isInteger(v) || v < 1) throw new UserError(`${name} must be a whole number >= 1, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(v) || v < min) throw new UserError(`${name} must be a whole number >= ${min}, got ${JSON.stringify(raw)}`);
   return v;
 }
 
@@ -48,10 +56,11 @@ export function workerTimings(env: Env = process.env): WorkerTimings {
   const staleMs = positiveInt(env, 'SWEEP_STALE_MS', DEFAULT_TIMINGS.staleMs);
   const lockMs = positiveInt(env, 'SWEEP_LOCK_MS', DEFAULT_TIMINGS.lockMs);
   const dbOutageMs = positiveInt(env, 'SWEEP_DB_OUTAGE_MS', DEFAULT_TIMINGS.dbOutageMs);
+  const connectWaitMs = positiveInt(env, 'SWEEP_CONNECT_WAIT_S', DEFAULT_TIMINGS.connectWaitMs / 1000, 0) * 1000;
   if (staleMs <= 2 * heartbeatMs) {
     throw new UserError(`SWEEP_STALE_MS (${staleMs}) must be more than twice SWEEP_HEARTBEAT_MS (${heartbeatMs}), or live workers would look dead`);
   }
-  return { heartbeatMs, staleMs, lockMs, stalledMs: lockMs, dbOutageMs };
+  return { heartbeatMs, staleMs, lockMs, stalledMs: lockMs, dbOutageMs, connectWaitMs };
 }
 
 export function maxConsecutiveFailures(env: Env = process.env, given?: number): number {
@@ -60,20 +69,6 @@ export function maxConsecutiveFailures(env: Env = process.env, given?: number): 
     return given;
   }
   return positiveInt(env, 'SWEEP_MAX_CONSECUTIVE_FAILURES', DEFAULT_MAX_CONSECUTIVE_FAILURES);
-}
-
-/**
- * Whether an error means the database could not be reached (as opposed to a query it
- * refused): these are waited out, the others are real failures.
- */
-export function isConnectionError(err: unknown): boolean {
-  for (let e = err as { message?: string; code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    const code = typeof e.code === 'string' ? e.code : '';
-    if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|P1001|P1002|P1017|57P0[123]|08\d\d\d)$/.test(code)) return true;
-    const msg = e.message ?? '';
-    if (/Connection terminated|connect ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect|Connection ended unexpectedly|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Can't reach database server|Client has encountered a connection error|server closed the connection|Server has closed the connection|Query read timeout/i.test(msg)) return true;
-  }
-  return false;
 }
 
 /** One line of a (Prisma) error, for logs: the database's own message. */

@@ -11,9 +11,9 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_LABEL_SPEC } from '../data/charset.ts';
 import { loadDataset, type Dataset } from '../data/dataset.ts';
-import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
+import { shapeFromParams, type DataShape } from '../train/shape.ts';
+import { writeLabelFile } from '../train/label-file.ts';
 import { loadTrialData, toTrainSet } from '../data/trainset.ts';
 import { initBackend } from '../train/backend.ts';
 import { resolveParams } from '../train/params.ts';
@@ -24,7 +24,6 @@ import { materialize } from './data.ts';
 import type { DataSource } from '../sweep/data-plan.ts';
 import type { FailureKind, FromTrial, RunTrial, ToTrial } from './protocol.ts';
 
-const { height: HEIGHT, width: WIDTH } = DEFAULT_IMAGE_SIZE;
 const PROGRESS_EVERY_MS = 2_000;
 
 function send(msg: FromTrial): void {
@@ -38,16 +37,17 @@ process.on('disconnect', () => process.exit(70));
 let running: AbortController | null = null;
 let ackWaiter: ((abort: boolean) => void) | null = null;
 
-/** Datasets already read, by directory: the next trial of the sweep reuses them. */
+/** Datasets already read, by directory and shape: the next trial of the sweep reuses them. */
 const loaded = new Map<string, Dataset>();
 const MAX_LOADED = 4;
 
-async function dataset(dir: string): Promise<Dataset> {
-  let ds = loaded.get(dir);
+async function dataset(dir: string, shape: DataShape): Promise<Dataset> {
+  const key = JSON.stringify([dir, shape]);
+  let ds = loaded.get(key);
   if (!ds) {
-    ds = await loadDataset(dir, { spec: DEFAULT_LABEL_SPEC, height: HEIGHT, width: WIDTH });
+    ds = await loadDataset(dir, { spec: shape.label, height: shape.height, width: shape.width });
     if (loaded.size >= MAX_LOADED) loaded.delete(loaded.keys().next().value!);
-    loaded.set(dir, ds);
+    loaded.set(key, ds);
   }
   return ds;
 }
@@ -75,21 +75,23 @@ function epochEnd(m: EpochMetrics, step: number, ac: AbortController): Promise<v
 async function train(msg: RunTrial, ac: AbortController): Promise<TrialResult> {
   const log = (message: string) => send({ type: 'log', message });
   const params = resolveParams(msg.params, `trial ${msg.trialId} parameters`);
-  const dir = (s: DataSource | undefined) => (s ? materialize(s, { log, signal: ac.signal }) : Promise.resolve(undefined));
+  const shape = shapeFromParams(msg.params);
+  const dir = (s: DataSource | undefined) => (s ? materialize(s, { shape, log, signal: ac.signal }) : Promise.resolve(undefined));
   const trainDir = (await dir(msg.data.train))!;
   const valDir = await dir(msg.data.val);
   const testDir = await dir(msg.data.test);
   const active = await initBackend(msg.backend, log);
 
   const { train, val, test } = await loadTrialData({
-    spec: DEFAULT_LABEL_SPEC,
+    spec: shape.label,
     train: trainDir,
     val: valDir,
     test: testDir,
     valFraction: params.val_fraction,
     seed: params.seed,
-    load: dataset,
+    load: (d) => dataset(d, shape),
   });
+  writeLabelFile(msg.outDir, shape.label);
   ac.signal.throwIfAborted();
   send({ type: 'started', backend: active.backend, images: { train: train.items.length, val: val.items.length, test: test?.items.length ?? 0 } });
 
@@ -110,7 +112,7 @@ async function train(msg: RunTrial, ac: AbortController): Promise<TrialResult> {
     params,
     backend: active.backend,
     data: { train: toTrainSet(train), val: toTrainSet(val), test: test && toTrainSet(test) },
-    shape: { height: HEIGHT, width: WIDTH, length: DEFAULT_LABEL_SPEC.length, classes: DEFAULT_LABEL_SPEC.charset.length },
+    shape: { height: shape.height, width: shape.width, length: shape.label.length, classes: shape.label.charset.length },
     outDir: msg.outDir,
     events,
     signal: ac.signal,

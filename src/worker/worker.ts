@@ -36,6 +36,7 @@ import type { TrialOutcome } from './outcome.ts';
 import type { TrainerKind } from './protocol.ts';
 import { TrialProcess } from './trial-process.ts';
 import { reapOrphans } from './reaper.ts';
+import { untilReachable } from './connect.ts';
 import { isConnectionError, maxConsecutiveFailures, persistently, shortError, workerTimings, type WorkerTimings } from './policy.ts';
 
 export type { TrialTiming } from './attempt.ts';
@@ -98,12 +99,14 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
   const failureLimit = maxConsecutiveFailures(env, opts.maxConsecutiveFailures);
   const busyRetryMs = Math.round(timings.staleMs / 3);
 
-  const { url } = await ensureRedis({ allowStart: false, env });
+  // Started before its servers (or while one restarts): wait for them, saying so (connect.ts).
+  const wait = { limitMs: timings.connectWaitMs, since: Date.now(), log };
+  const { url } = await untilReachable(() => ensureRedis({ allowStart: false, env }), wait);
   let db: Database | null = null;
   let connection: Redis | null = null;
   let wandb: WandbMirror;
   try {
-    db = await openDatabase({ env, migrate: true });
+    db = await untilReachable(() => openDatabase({ env, migrate: true }), wait);
     // W&B gets what the database gets, through the outbox: never in the way of training.
     wandb = openWandbMirror(db.prisma, env, (line) => log(line));
     connection = connectRedis({ url });
@@ -189,6 +192,7 @@ export async function startWorker(opts: WorkerOptions = {}): Promise<RunningWork
     count,
     checkFailures,
     report: (t) => opts.onTrial?.(t),
+    unanswered: new Map(),
   };
 
   const processor = async (job: Job<TrialJobData>, token?: string) => {

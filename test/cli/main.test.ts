@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { COMMANDS, commandName, main } from '../../src/cli/main.ts';
 
@@ -27,6 +29,16 @@ describe('the command table', () => {
     const mod = (await entry.load()).default;
     expect({ command: mod.command, describe: mod.describe }).toEqual({ command: entry.command, describe: entry.describe });
   });
+
+  it('the database-only commands load no TensorFlow.js with their module (launch runs workers)', () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const names = COMMANDS.filter((e) => e.databaseOnly).map(commandName).filter((n) => n !== 'launch');
+    expect(names).toContain('status');
+    // In a fresh process: each module in turn, then whether tfjs-core has set up its globals.
+    const script = `for (const n of ${JSON.stringify(names)}) { await import('./src/cli/' + n + '.ts'); if (globalThis._tfGlobals) { console.log(n); process.exit(0); } } console.log('none');`;
+    const first = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' }).trim();
+    expect(first, 'the first database-only command whose module loads TensorFlow.js').toBe('none');
+  }, 60_000);
 
   it('names each command once', () => {
     const names = COMMANDS.map(commandName);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +25,7 @@ beforeAll(async () => {
   const spec = { charset: parseCharset('0-3'), length: 2 };
   await generateDataset({ style: 'railway', count: 24, seed: 1, out: join(root, 'train'), spec });
   await generateDataset({ style: 'railway', count: 8, seed: 2, out: join(root, 'test'), spec });
+  await generateDataset({ style: 'railway', count: 16, seed: 3, out: join(root, 'small'), spec, size: { height: 50, width: 160 } });
 });
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -73,5 +74,25 @@ describe('sweep train', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${config}:3:3: parameters.dropuot: unknown parameter \`dropuot\`; did you mean \`dropout\`?`);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('takes the image size and labels from a --config sweep file\'s train block', async () => {
+    const config = join(root, 'shape.yaml');
+    writeFileSync(
+      config,
+      'method: grid\nparameters: {lr: {value: 0.001}}\ntrain:\n  image: {height: 50, width: 160}\n  label: {length: 2, charset: 0-3}\n' +
+        '  width: 0.0625\n  pretrain_epochs: 1\n  gru_epochs: 1\n  batch_size: 8\n  val_fraction: 0.25\n',
+    );
+    const out = join(root, 'shape');
+    const r = await sweep(['train', '--data', join(root, 'small'), '--out', out, '--config', config, '--backend', 'wasm', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'label.json'), 'utf8'))).toEqual({ length: 2, charset: '0123', case: 'lower' });
+    const model = JSON.parse(readFileSync(join(out, 'model', 'model.json'), 'utf8'));
+    expect(JSON.stringify(model.modelTopology)).toContain('[null,50,160,3]');
+
+    // Without the config, the same images are the wrong size: each file is named.
+    const plain = await sweep(['train', '--data', join(root, 'small'), '--out', join(root, 'plain'), '--charset', '0-3', '--length', '2']);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('000000.png: is 160x50 (width x height), expected 200x60');
   });
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_LABEL_SPEC } from '../../src/data/charset.ts';
+import { DEFAULT_LABEL_SPEC, labelSpec } from '../../src/data/charset.ts';
 import { loadDataset, splitDataset, type Dataset } from '../../src/data/dataset.ts';
 import { ByteCache } from '../../src/data/byte-cache.ts';
 import { decodeInto } from '../../src/data/decoders.ts';
@@ -339,5 +339,42 @@ describe('loading reads each file once', () => {
     const none = await loadDataset(d, { ...opts, cacheBytes: 0 });
     expect(none.cache).toBeNull();
     expect(await readFile(path.join(d, 'ab0000.png'))).toEqual(bytes);
+  });
+});
+
+describe('a declared label shape: 4 characters of 0-9A-Z', () => {
+  const fold = labelSpec(4, '0-9A-Z', 'fold');
+  const upper = labelSpec(4, '0-9A-Z', 'upper');
+
+  it('reads upper-case file-name labels, and under fold small letters as the same classes', async () => {
+    const dir = await freshDir();
+    await writeFile(path.join(dir, 'A3K9.png'), await png([1, 2, 3]));
+    await writeFile(path.join(dir, 'zq07_2.png'), await png([4, 5, 6]));
+    const ds = await loadDataset(dir, { ...opts, spec: fold });
+    expect(ds.items).toEqual([
+      { file: 'A3K9.png', label: 'A3K9' },
+      { file: 'zq07_2.png', label: 'ZQ07' },
+    ]);
+  });
+
+  it('under upper, a small-letter label is a per-file error naming the file and the case', async () => {
+    const dir = await freshDir();
+    await writeFile(path.join(dir, 'A3K9.png'), await png([1, 2, 3]));
+    await writeFile(path.join(dir, 'zq07.png'), await png([4, 5, 6]));
+    await expectUserError(
+      loadDataset(dir, { ...opts, spec: upper }),
+      `${path.join(dir, 'zq07.png')}: label 'zq07' has character 'z' outside the charset`,
+      /labels are upper case under case: upper; case: fold reads either case\) \(label taken from the file name\)/,
+    );
+  });
+
+  it('an image of another size or a label of another length is a per-file error', async () => {
+    const dir = await freshDir();
+    await writeFile(path.join(dir, 'labels.csv'), 'file,label\na.png,A3K9\nb.png,A3K9Q\n');
+    await writeFile(path.join(dir, 'a.png'), await png([1, 2, 3], 16, 5));
+    await writeFile(path.join(dir, 'b.png'), await png([1, 2, 3]));
+    const err = await expectUserError(loadDataset(dir, { ...opts, spec: fold }), /2 bad items/);
+    expect(err.message).toContain(`labels.csv line 2: a.png: is 16x5 (width x height), expected ${W}x${H}`);
+    expect(err.message).toContain("labels.csv line 3: b.png: label 'A3K9Q' has 5 characters, expected 4");
   });
 });

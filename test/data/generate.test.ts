@@ -134,7 +134,7 @@ describe('fonts', () => {
     expect(Object.keys(aliases).sort()).toEqual([...FONT_NAMES].sort());
     for (const name of FONT_NAMES) expect(GlobalFonts.has(FONTS[name].alias), name).toBe(true);
     // The same image drawn in each font alone: seven different images.
-    const drawn = FONT_NAMES.map((f) => sha256(renderCaptcha('railway', imageRng(3, 0), DEFAULT_LABEL_SPEC, imageLook('lower', 3, 0, [f])).image));
+    const drawn = FONT_NAMES.map((f) => sha256(renderCaptcha('railway', imageRng(3, 0), DEFAULT_LABEL_SPEC, imageLook('lower', 3, 0, undefined, [f])).image));
     expect(new Set(drawn).size).toBe(FONT_NAMES.length);
   });
 
@@ -155,9 +155,9 @@ describe('fonts', () => {
     const { generatedDir } = await import('../../src/worker/data.ts');
     expect([...GENERATOR_FONTS]).toEqual(FONT_NAMES);
     const env = { SWEEP_HOME: '/h' };
-    expect(generatedDir({ style: 'railway', count: 5, seed: 1 }, env)).toBe('/h/data/railway-5-s1');
-    expect(generatedDir({ style: 'railway', count: 5, seed: 1, case: 'mixed', fonts: ['serif', 'open-sans'] }, env)).toBe('/h/data/railway-5-s1-mixed-fonts-serif+open-sans');
-    expect(generatedDir({ style: 'railway', count: 5, seed: 1, fonts: 'all' }, env)).toBe(`/h/data/railway-5-s1-fonts-${FONT_NAMES.join('+')}`);
+    expect(generatedDir({ style: 'railway', count: 5, seed: 1 }, undefined, env)).toBe('/h/data/railway-5-s1');
+    expect(generatedDir({ style: 'railway', count: 5, seed: 1, case: 'mixed', fonts: ['serif', 'open-sans'] }, undefined, env)).toBe('/h/data/railway-5-s1-mixed-fonts-serif+open-sans');
+    expect(generatedDir({ style: 'railway', count: 5, seed: 1, fonts: 'all' }, undefined, env)).toBe(`/h/data/railway-5-s1-fonts-${FONT_NAMES.join('+')}`);
   });
 
   it.each([
@@ -234,21 +234,21 @@ describe('PNG encoder', () => {
   });
 });
 
-describe('sweep data generate', () => {
-  async function run(argv: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
-    let stderr = '';
-    let stdout = '';
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-    try {
-      const code = await main(argv);
-      return { code, stderr, stdout };
-    } finally {
-      err.mockRestore();
-      out.mockRestore();
-    }
+async function run(argv: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
+  let stderr = '';
+  let stdout = '';
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
+  try {
+    const code = await main(argv);
+    return { code, stderr, stdout };
+  } finally {
+    err.mockRestore();
+    out.mockRestore();
   }
+}
 
+describe('sweep data generate', () => {
   it('generates, refuses an existing dataset with exit 2, and replaces it with --force', async () => {
     const out = freshDir();
     const args = ['data', 'generate', '--style', 'railway', '--count', '2', '--seed', '4', '--out', out];
@@ -279,6 +279,8 @@ describe('sweep data generate', () => {
       ['--style', 'hard', '--count', '0'],
       ['--style', 'hard', '--count', '2', '--charset', 'z-a'],
       ['--style', 'hard', '--count', '2', '--length', '0'],
+      ['--style', 'hard', '--count', '2', '--height', '4'],
+      ['--style', 'railway', '--count', '2', '--width', '160.5'],
       ['--style', 'railway', '--count', '2', '--fonts', 'comic-sans'],
     ]) {
       const r = await run(['data', 'generate', '--out', out, ...bad]);
@@ -286,5 +288,37 @@ describe('sweep data generate', () => {
       expect(r.stderr).toMatch(/^sweep: /);
     }
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('another image size and label shape', () => {
+  it.each<CaptchaStyle>(['railway', 'hard'])('%s: 4 capitals on 160x50 images, the same bytes for the same seed', async (style) => {
+    const spec: LabelSpec = { charset: '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', length: 4 };
+    const a = freshDir();
+    const b = freshDir();
+    for (const out of [a, b]) await generateDataset({ style, count: 4, seed: 2, out, spec, size: { height: 50, width: 160 } });
+    expect(hashes(a)).toEqual(hashes(b));
+    for (const { file, label } of readLabels(a)) {
+      expect(label).toMatch(/^[0-9A-Z]{4}$/);
+      const meta = await sharp(path.join(a, file)).metadata();
+      expect([meta.width, meta.height, meta.channels]).toEqual([160, 50, 3]);
+    }
+  });
+
+  it('at 200x60 given explicitly, the bytes are those of the default size', async () => {
+    const a = freshDir();
+    const b = freshDir();
+    await generateDataset({ style: 'railway', count: 3, seed: 5, out: a });
+    await generateDataset({ style: 'railway', count: 3, seed: 5, out: b, size: { height: 60, width: 200 } });
+    expect(hashes(b)).toEqual(hashes(a));
+  });
+
+  it('the CLI takes --height --width --length --charset and says so in --json', async () => {
+    const out = freshDir();
+    const r = await run(['data', 'generate', '--style', 'railway', '--count', '2', '--seed', '1', '--out', out, '--height', '64', '--width', '256', '--length', '5', '--charset', '0-9A-Z', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ height: 64, width: 256, length: 5, charset: '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ' });
+    const meta = await sharp(path.join(out, '000000.png')).metadata();
+    expect([meta.width, meta.height]).toEqual([256, 64]);
   });
 });

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foldBatchNorm } from '../../src/ensemble/fold.ts';
 import { loadMember } from '../../src/ensemble/member.ts';
 import { initBackend } from '../../src/train/backend.ts';
+import { writeFileList } from '../../src/train/integrity.ts';
 import { fileUrl, registerFileRouter } from '../../src/train/io.ts';
 import { buildGruModel, buildPretrainModel, type ModelSpec } from '../../src/train/model.ts';
 import * as tf from '../../src/train/tf.ts';
@@ -135,7 +136,19 @@ describe('loadMember', () => {
     const bad = join(root, 'bad');
     mkdirSync(bad, { recursive: true });
     writeFileSync(join(bad, 'model.json'), '{"not": "a model"');
+    await expect(loadMember(bad)).rejects.toThrow(/bad\/model\.json: not valid JSON \(truncated\?\)/);
+    writeFileSync(join(bad, 'model.json'), '{"not": "a model"}');
     await expect(loadMember(bad)).rejects.toThrow(/bad\/model\.json: cannot be loaded/);
+  });
+
+  it.each([true, false])('refuses truncated weights, naming the file, with a file list: %s (as export does)', async (listed) => {
+    const dir = join(root, `truncated-${listed}`);
+    const model = buildPretrainModel(base);
+    await model.save(fileUrl(dir));
+    model.dispose();
+    if (listed) writeFileList(dir);
+    truncateSync(join(dir, 'weights.bin'), 100);
+    await expect(loadMember(dir)).rejects.toThrow(`${dir}: the model is damaged: ${join(dir, 'weights.bin')}: 100 bytes where`);
   });
 
   it('refuses to fold a model that is not the recognizer', async () => {

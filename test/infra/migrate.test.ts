@@ -6,11 +6,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, Prisma } from '../../src/infra/db.ts';
-import { MIGRATIONS_DIR, SCHEMA_PATH, migrate, readMigrations, schemaDrift } from '../../src/infra/migrate.ts';
+import { MIGRATIONS_DIR, SCHEMA_PATH, migrate, postgresAdapter, readMigrations, schemaDrift } from '../../src/infra/migrate.ts';
+import { openSchemaEngine } from '../../src/infra/schema-engine.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
+import { startTcpProxy } from './tcp-proxy.ts';
 
 const SWEEP = fileURLToPath(new URL('../../bin/sweep.mjs', import.meta.url));
 
@@ -94,6 +97,51 @@ describe('migrate (Postgres server)', () => {
       expect(Number(rows[0]!.n)).toBe(names.length);
     } finally {
       await fresh.drop();
+    }
+  });
+
+  it('an error the adapter throws comes out of the engine as itself, not as an id of its registry', async () => {
+    const fresh = await createTestDatabase();
+    const real = postgresAdapter(fresh.url);
+    const broken = (where: 'connect' | 'script'): SqlMigrationAwareDriverAdapterFactory => ({
+      provider: real.provider,
+      adapterName: real.adapterName,
+      connect: async () => {
+        if (where === 'connect') throw new Error('the driver lost its socket');
+        const adapter = await real.connect();
+        adapter.executeScript = async () => {
+          throw new Error('the connection went away during the script');
+        };
+        return adapter;
+      },
+      connectToShadowDb: () => real.connectToShadowDb(),
+    });
+    try {
+      await expect(openSchemaEngine(broken('connect'))).rejects.toThrow(/^the driver lost its socket$/);
+      const engine = await openSchemaEngine(broken('script'));
+      try {
+        const migrationsList = await readMigrations();
+        const err = await engine.applyMigrations({ migrationsList, filters: { externalTables: [], externalEnums: [] } }).catch((e: unknown) => e);
+        expect((err as Error).message).toBe('the connection went away during the script');
+      } finally {
+        engine.free();
+      }
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('a server that is shutting down: migrating fails with what the server said', async () => {
+    const proxy = await startTcpProxy('127.0.0.1', Number(new URL(db.url).port || 5432));
+    try {
+      proxy.shutDown();
+      for (const lock of [true, false]) {
+        const err = await migrate(proxy.url(db.url), { lock }).catch((e: unknown) => e);
+        expect(err, `lock ${lock}`).not.toBeInstanceOf(TypeError);
+        expect((err as Error).message, `lock ${lock}`).toMatch(/the database system is shutting down/);
+      }
+    } finally {
+      await proxy.close();
     }
   });
 

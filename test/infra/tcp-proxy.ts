@@ -2,7 +2,7 @@
  * A TCP proxy that can cut its traffic: while cut, open connections are destroyed and new
  * ones are refused (closed at once), as when a server goes down or the network between
  * goes away. Used to take Postgres or Redis away from a worker without touching the server
- * other tests share.
+ * other tests share. `shutDown` answers as a Postgres server that is shutting down does.
  */
 import net from 'node:net';
 
@@ -11,17 +11,28 @@ export interface TcpProxy {
   url(target: string): string;
   /** Drop every connection and refuse new ones until `restore`. */
   cut(): void;
+  /**
+   * Drop every connection and answer new ones as a Postgres server that is shutting down:
+   * a FATAL error 57P03 to the startup message, then close.
+   */
+  shutDown(): void;
   restore(): void;
   readonly connections: number;
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+/** A proxy to targetHost:targetPort, listening on `listenPort` (default: any free port). */
+export async function startTcpProxy(targetHost: string, targetPort: number, listenPort = 0): Promise<TcpProxy> {
   const open = new Set<net.Socket>();
-  let down = false;
+  let down: false | 'refuse' | 'shutting-down' = false;
   const server = net.createServer((client) => {
-    if (down) {
+    if (down === 'refuse') {
       client.destroy();
+      return;
+    }
+    if (down === 'shutting-down') {
+      client.on('error', () => {});
+      client.once('data', () => client.end(SHUTTING_DOWN));
       return;
     }
     const upstream = net.connect(targetPort, targetHost);
@@ -38,7 +49,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
@@ -49,7 +60,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       return u.toString();
     },
     cut() {
-      down = true;
+      down = 'refuse';
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+    shutDown() {
+      down = 'shutting-down';
       for (const s of open) s.destroy();
       open.clear();
     },
@@ -60,9 +76,18 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       return open.size / 2;
     },
     close() {
-      down = true;
+      down = 'refuse';
       for (const s of open) s.destroy();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
+
+/** A Postgres ErrorResponse message: FATAL 57P03 "the database system is shutting down". */
+const SHUTTING_DOWN = (() => {
+  const fields = Buffer.from('SFATAL\0VFATAL\0C57P03\0Mthe database system is shutting down\0\0', 'latin1');
+  const head = Buffer.alloc(5);
+  head.write('E', 0, 'latin1');
+  head.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([head, fields]);
+})();

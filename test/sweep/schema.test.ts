@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSweepFile, parseSweep, SweepFileError, type SweepProblem } from '../../src/sweep/index.ts';
 import { UserError } from '../../src/util/errors.ts';
+import { trainHyperparameters } from '../../src/sweep/index.ts';
+import { trainShape } from '../../src/sweep/schema.ts';
+import { expandSweep } from '../../src/scheduler/expand.ts';
 
 const FILE = 'sweeps/test.yaml';
 
@@ -383,7 +386,7 @@ describe('bad files: each problem names the file, key path, line and column', ()
     expect(e.message.split('\n')).toEqual([
       expect.stringMatching(/^sweeps\/test\.yaml:2:1: bogus: unknown key `bogus`/),
       'sweeps/test.yaml:5:24: parameters.dropout.values[2]: 1.2 is not a valid dropout: must be a number in [0, 1)',
-      'sweeps/test.yaml:6:29: parameters.kernel_size.values[1]: 0 is not a valid kernel_size: must be an integer from 1 to 60 (trials train on 60x200 images)',
+      'sweeps/test.yaml:6:29: parameters.kernel_size.values[1]: 0 is not a valid kernel_size: must be an integer >= 1',
     ]);
   });
 
@@ -398,17 +401,17 @@ describe('trainer parameters: every value a sweep can produce must be in the dom
 
   it.each([
     ['dropout: {values: [0.1, 0.2, 1.2]}', 'parameters.dropout.values[2]', '1.2 is not a valid dropout: must be a number in [0, 1)'],
-    ['kernel_size: {values: [3, 0]}', 'parameters.kernel_size.values[1]', '0 is not a valid kernel_size: must be an integer from 1 to 60 (trials train on 60x200 images)'],
+    ['kernel_size: {values: [3, 0]}', 'parameters.kernel_size.values[1]', '0 is not a valid kernel_size: must be an integer >= 1'],
     ['kernel_size: {values: [3, 5]}', 'parameters.kernel_size.values[1]', "5 is not a valid kernel_size: must be an integer from 1 to 4 under padding: report (the default): each block's first conv is `valid`, so on 60x200 images a larger kernel leaves no feature map; set `padding: same` in train: to run larger kernels"],
     ['kernel_width: {values: [7, 14]}', 'parameters.kernel_width.values[1]', "14 is not a valid kernel_width: must be an integer from 0 to 13 under padding: report (the default): each block's first conv is `valid`, so on 60x200 images a larger kernel leaves no feature map; set `padding: same` in train: to run larger kernels"],
-    ['kernel_width: {values: [7, 2.5]}', 'parameters.kernel_width.values[1]', '2.5 is not a valid kernel_width: must be an integer from 0 to 200 (0 = kernel_size; trials train on images 200 wide)'],
+    ['kernel_width: {values: [7, 2.5]}', 'parameters.kernel_width.values[1]', '2.5 is not a valid kernel_width: must be an integer >= 0 (0 = kernel_size)'],
     ['lr: {value: 0}', 'parameters.lr.value', '0 is not a valid lr: must be a number > 0'],
     ['alpha: {value: -1}', 'parameters.alpha.value', '-1 is not a valid alpha: must be a number >= 0'],
     ['batch_size: {values: [32, "64"]}', 'parameters.batch_size.values[1]', 'the string "64" is not a valid batch_size: must be an integer >= 1'],
     ['dropout: {distribution: uniform, min: 0.1, max: 1.5}', 'parameters.dropout.max', 'uniform from 0.1 to 1.5 can produce 1.5, but dropout must be a number in [0, 1)'],
     ['dropout: {min: 0.0, max: 1.0}', 'parameters.dropout.max', 'uniform from 0 to 1 can produce 1, but dropout must be a number in [0, 1)'],
     ['lr: {min: 0.0, max: 0.1}', 'parameters.lr.min', 'uniform from 0 to 0.1 can produce 0, but lr must be a number > 0'],
-    ['kernel_size: {min: 0, max: 4}', 'parameters.kernel_size', 'int_uniform from 0 to 4 can produce 0, but kernel_size must be an integer from 1 to 60 (trials train on 60x200 images)'],
+    ['kernel_size: {min: 0, max: 4}', 'parameters.kernel_size', 'int_uniform from 0 to 4 can produce 0, but kernel_size must be an integer >= 1'],
     ['kernel_size: {min: 3, max: 7}', 'parameters.kernel_size', "int_uniform from 3 to 7 can produce 5, but kernel_size must be an integer from 1 to 4 under padding: report (the default): each block's first conv is `valid`, so on 60x200 images a larger kernel leaves no feature map; set `padding: same` in train: to run larger kernels"],
     ['batch_size: {distribution: uniform, min: 16, max: 64}', 'parameters.batch_size', 'uniform from 16 to 64 produces non-integers, but batch_size must be an integer >= 1; use int_uniform or values'],
     ['lr: {distribution: normal, mu: 0.001, sigma: 0.0005}', 'parameters.lr', 'normal can produce arbitrarily small values, but lr must be a number > 0'],
@@ -458,7 +461,7 @@ describe('trainer parameters: every value a sweep can produce must be in the dom
   it('checks the train block too', () => {
     const all = problems(lines('method: grid', 'parameters: {a: {values: [1]}}', 'train:', '  kernel_size: 0', '  dropout: 1', '  lr: 0'));
     expect(all.map((p) => [p.path, p.line, p.message])).toEqual([
-      ['train.kernel_size', 4, '0 is not a valid kernel_size: must be an integer from 1 to 60 (trials train on 60x200 images)'],
+      ['train.kernel_size', 4, '0 is not a valid kernel_size: must be an integer >= 1'],
       ['train.dropout', 5, '1 is not a valid dropout: must be a number in [0, 1)'],
       ['train.lr', 6, '0 is not a valid lr: must be a number > 0'],
     ]);
@@ -562,5 +565,54 @@ describe('rules that had no case of their own', () => {
     const p = problemAt(text, path);
     expect(p.line).toBe(line);
     expect(p.message).toEqual(message);
+  });
+});
+
+describe('train: image and label (the data shape)', () => {
+  const withShape = (shape: string[], params = '  kernel_size: {values: [3, 4]}', train: string[] = []) =>
+    lines('method: grid', 'train:', '  backend: auto', ...shape.map((l) => `  ${l}`), ...train.map((l) => `  ${l}`), 'parameters:', params);
+
+  it('refuses a kernel that does not fit the declared image under the report padding, with the numbers', () => {
+    // 4 fits 60x200 but leaves no feature map of a 50-pixel-high image.
+    const p = problemAt(withShape(['image: {height: 50, width: 160}']), 'parameters.kernel_size.values[1]');
+    expect(p.line).toBe(6);
+    expect(p.message).toBe(
+      "4 is not a valid kernel_size: must be an integer from 1 to 3 under padding: report (the default): each block's first conv is `valid`, so on 50x160 images a larger kernel leaves no feature map; set `padding: same` in train: to run larger kernels",
+    );
+    expect(problemAt(withShape(['image: {height: 50, width: 160}'], '  lr: {values: [0.001]}', ['kernel_size: 4']), 'train.kernel_size').message).toMatch(
+      /^4 is not a valid kernel_size: must be an integer from 1 to 3 under padding: report .* on 50x160 images/,
+    );
+    expect(() => parseSweep(withShape(['image: {height: 64, width: 256}'], '  kernel_size: {values: [3, 4]}'), FILE)).not.toThrow();
+  });
+
+  it('under padding: same, kernels are bounded by the declared image, not by 60x200', () => {
+    expect(() => parseSweep(withShape(['image: {height: 64, width: 256}', 'padding: same'], '  kernel_size: {values: [3, 62]}'), FILE)).not.toThrow();
+    const p = problemAt(withShape(['image: {height: 50, width: 160}', 'padding: same'], '  kernel_size: {values: [3, 55]}'), 'parameters.kernel_size.values[1]');
+    expect(p.message).toBe('55 is not a valid kernel_size: must be an integer from 1 to 50 (trials train on 50x160 images)');
+    const w = problemAt(withShape(['image: {height: 50, width: 160}', 'padding: same'], '  kernel_width: {values: [161]}'), 'parameters.kernel_width.values[0]');
+    expect(w.message).toBe('161 is not a valid kernel_width: must be an integer from 0 to 160 (0 = kernel_size; trials train on images 160 wide)');
+  });
+
+  it('checks the image and label blocks', () => {
+    expect(problemAt(withShape(['image: {height: 4, width: 160}'], '  lr: {values: [0.001]}'), 'train.image.height').message).toBe('must be an integer >= 8 (pixels)');
+    expect(problemAt(withShape(['image: {height: 50}'], '  lr: {values: [0.001]}'), 'train.image.width').message).toMatch(/^required/);
+    expect(problemAt(withShape(['label: {length: 0}'], '  lr: {values: [0.001]}'), 'train.label.length').line).toBe(4);
+    const fold = problemAt(withShape(['label: {length: 4, charset: a-zA-Z, case: fold}'], '  lr: {values: [0.001]}'), 'train.label.charset');
+    expect(fold.message).toBe("charset 'a-zA-Z' holds both 'a' and 'A'; under case: fold they are one class, so give each letter once");
+    expect(problemAt(withShape(['label: {length: 4, charset: z-a}'], '  lr: {values: [0.001]}'), 'train.label.charset').message).toBe("charset range 'z-a' runs backwards");
+    expect(problemAt(withShape(['label: {length: 4, case: title}'], '  lr: {values: [0.001]}'), 'train.label.case').message).toMatch(/lower.*upper.*fold/);
+  });
+
+  it('fills the label block\'s defaults and gives the shape to every trial, leaving the report\'s out', () => {
+    const spec = parseSweep(withShape(['image: {height: 50, width: 160}', 'label: {length: 4, charset: 0-9a-z, case: upper}'], '  lr: {values: [0.001]}'), FILE);
+    expect(spec.train.label).toEqual({ length: 4, charset: '0-9a-z', case: 'upper' });
+    expect(trainShape(spec.train)).toEqual({ height: 50, width: 160, label: { length: 4, charset: '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', case: 'upper' } });
+    expect(trainHyperparameters(spec.train)).toMatchObject({ image_height: 50, image_width: 160, label_length: 4, label_charset: '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', label_case: 'upper' });
+
+    const plain = parseSweep(withShape([], '  lr: {values: [0.001]}'), FILE);
+    const explicit = parseSweep(withShape(['image: {height: 60, width: 200}', 'label: {length: 6, charset: 0-9a-z}'], '  lr: {values: [0.001]}'), FILE);
+    expect(Object.keys(trainHyperparameters(plain.train)).filter((k) => /^(image|label)_/.test(k))).toEqual([]);
+    expect(expandSweep(explicit).map((t) => t.id)).toEqual(expandSweep(plain).map((t) => t.id));
+    expect(expandSweep(spec).map((t) => t.id)).not.toEqual(expandSweep(plain).map((t) => t.id));
   });
 });

@@ -82,6 +82,18 @@ async function start(m: WandbMirror, s: { sweepId: string; name: string }, trial
   await m.runStarted({ trialId, sweepId: s.sweepId, sweepName: s.name, params: { dropout: 0.1, kernel_size: 3 }, attempt: 1, spec: { method: 'grid', metric: { name: 'val_seq_acc', goal: 'maximize' }, parameters: { dropout: { values: [0.1, 0.2] } }, train: { width: 1 } } });
 }
 
+/**
+ * A sweep of one trial whose run has started on mirror `m` (`loop`: its delivery loop
+ * running first): what most tests below begin with.
+ */
+async function startedRun(m: WandbMirror, opts: { loop?: boolean } = {}): Promise<{ s: Awaited<ReturnType<typeof makeSweep>>; trialId: string; runId: string }> {
+  const s = await makeSweep();
+  const trialId = s.trialIds[0];
+  if (opts.loop) m.start();
+  await start(m, s, trialId);
+  return { s, trialId, runId: trialId.slice(0, 16) };
+}
+
 async function allDelivered(sweepId: string): Promise<boolean> {
   const left = await db.prisma.wandbOutbox.count({ where: { sweepId, deliveredAt: null } });
   return left === 0;
@@ -255,12 +267,8 @@ describe('delivery', () => {
   });
 
   it('delivers while training goes: each epoch as it comes, a failed trial exits 1', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const m = mirror(env({ WANDB_ENTITY: 'me' }), () => {}, { heartbeatMs: 30 });
-    m.start();
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m, { loop: true });
     for (let e = 0; e < 4; e++) {
       await m.epoch(trialId, epoch('pretrain', e), e);
       await waitFor(async () => fake.history('me', 'captcha', runId).length === e + 1, `epoch ${e} on W&B`, 20_000, 20);
@@ -295,11 +303,8 @@ describe('delivery', () => {
   });
 
   it('an epoch written late (its first attempt died before writing it) goes to its own step; the lines after it wait', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m);
     await m.epoch(trialId, epoch('pretrain', 1), 1);
     await m.epoch(trialId, epoch('pretrain', 2), 2);
     const delivery = new OutboxDelivery(db.prisma, { settings: { ...wandbSettings(env({ WANDB_ENTITY: 'me' })), apiKey: KEY }, sweepId: s.sweepId, log: () => {} });
@@ -315,12 +320,8 @@ describe('delivery', () => {
   });
 
   it('a 503 phase (W&B storing, then failing) and recovery: every history line once, at its offset', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const m = mirror(env({ WANDB_ENTITY: 'me' }));
-    m.start();
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m, { loop: true });
     await waitFor(async () => fake.run('me', 'captcha', runId), 'the run upsert', 20_000, 20);
     fake.storeBeforeFailing = true;
     fake.setMode('503');
@@ -345,12 +346,8 @@ describe('delivery', () => {
   });
 
   it('a hanging W&B holds up no epoch() call and is recovered from through the timeout', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const m = mirror(env({ WANDB_ENTITY: 'me' }), () => {}, { timeoutMs: 300 });
-    m.start();
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m, { loop: true });
     await waitFor(async () => fake.run('me', 'captcha', runId), 'the run upsert', 20_000, 20);
     fake.storeBeforeFailing = true;
     fake.setMode('hang');
@@ -367,14 +364,10 @@ describe('delivery', () => {
   });
 
   it('retries are bounded: the row becomes undeliverable with the reason, holds its run back, and sync sends it', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const lines: string[] = [];
-    const m = mirror(env({ WANDB_ENTITY: 'me' }), (l) => lines.push(l), { maxAttempts: 3 });
     fake.setMode('503');
-    m.start();
-    await start(m, s, trialId);
+    const m = mirror(env({ WANDB_ENTITY: 'me' }), (l) => lines.push(l), { maxAttempts: 3 });
+    const { s, trialId, runId } = await startedRun(m, { loop: true });
     await m.epoch(trialId, epoch('pretrain', 0), 0);
     await waitFor(async () => (await db.prisma.wandbOutbox.findUnique({ where: { key: `sweep/${s.sweepId}` } }))?.failedAt, 'the sweep row to be given up', 20_000, 20);
     await waitFor(async () => (await db.prisma.wandbOutbox.findUnique({ where: { key: `${trialId}/run` } }))?.failedAt, 'the run row to be given up', 20_000, 20);
@@ -420,12 +413,9 @@ describe('delivery', () => {
   });
 
   it('a run W&B will not add to its sweep (deleted there) still goes, in its group', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const e = env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' });
     const m = mirror(e);
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m);
     await m.epoch(trialId, epoch('pretrain', 0), 0);
     expect(await syncOutbox(db.prisma, e, { sweepId: s.sweepId })).toMatchObject({ delivered: 3, failed: 0, pending: 0 });
     const wbSweep = fake.run('me', 'captcha', runId)!.sweep!;
@@ -438,12 +428,10 @@ describe('delivery', () => {
   });
 
   it('a refused key stops delivery with one clear message; rows wait for sync with a good key', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
     const lines: string[] = [];
     const bad = env({ WANDB_API_KEY: 'wrong-key-0000000000000000000000000000000', WANDB_ENTITY: 'me' });
     const m = mirror(bad, (l) => lines.push(l));
-    await start(m, s, trialId);
+    const { s, trialId } = await startedRun(m);
     await m.epoch(trialId, epoch('pretrain', 0), 0);
     const before = fake.requests.length;
     m.start();
@@ -494,11 +482,8 @@ describe('as the SDK does', () => {
     new OutboxDelivery(db.prisma, { settings: { ...wandbSettings(env({ WANDB_ENTITY: 'me' })), apiKey: KEY }, sweepId, log, backoffBaseMs: 1, backoffMaxMs: 1, ...opts });
 
   it('a history chunk W&B refuses for good is dropped and logged; the later lines, the summary and the exit go', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m);
     for (let e = 0; e < 2; e++) await m.epoch(trialId, epoch('pretrain', e), e);
     const lines: string[] = [];
     const delivery = deliveryFor(s.sweepId, (l) => lines.push(l));
@@ -547,11 +532,8 @@ describe('as the SDK does', () => {
   });
 
   it('a resumed run goes on at its historyLineCount: lines W&B has are not sent again', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m);
     for (let e = 0; e < 3; e++) await m.epoch(trialId, epoch('pretrain', e), e);
     const delivery = deliveryFor(s.sweepId);
     await delivery.pass();
@@ -580,11 +562,8 @@ describe('as the SDK does', () => {
   });
 
   it('a trial given back to the queue: its history goes, then a preempting notice; the next attempt resumes the same run', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m);
     for (let e = 0; e < 2; e++) await m.epoch(trialId, epoch('pretrain', e), e);
     await m.runPreempted(trialId);
     const delivery = deliveryFor(s.sweepId);
@@ -612,11 +591,8 @@ describe('as the SDK does', () => {
   });
 
   it('NaN and infinities go as the JSON tokens the SDK writes, in history lines and the summary', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
-    const runId = trialId.slice(0, 16);
     const m = mirror(env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }));
-    await start(m, s, trialId);
+    const { s, trialId, runId } = await startedRun(m);
     await m.epoch(trialId, epoch('pretrain', 0), 0);
     await m.epoch(trialId, { ...epoch('pretrain', 1), loss: NaN, val_loss: Infinity }, 1);
     await m.runEnded(trialId, 'diverged', { error: 'loss NaN', best_val_seq_acc: -Infinity });
@@ -699,11 +675,9 @@ describe('modes', () => {
 
 describe('sweep wandb', () => {
   it('sync sends a sweep\'s outbox (--json counts), exits 1 naming what stayed undelivered; status shows it', async () => {
-    const s = await makeSweep();
-    const trialId = s.trialIds[0];
     const cliEnv = { DATABASE_URL: tdb.url, ...env({ WANDB_MODE: 'offline', WANDB_ENTITY: 'me' }) };
     const m = mirror(cliEnv);
-    await start(m, s, trialId);
+    const { s, trialId } = await startedRun(m);
     await m.epoch(trialId, epoch('pretrain', 0), 0);
 
     fake.failWhen((r) => r.path.endsWith('/file_stream'), 400, '{"error":"line too long"}');

@@ -4,7 +4,9 @@ import { UserError } from '../../src/util/errors.ts';
 
 describe('worker policy', () => {
   it('timings: defaults, overrides, and refusals that name the variable', () => {
-    expect(workerTimings({})).toMatchObject({ heartbeatMs: 10_000, staleMs: 90_000, lockMs: 60_000, stalledMs: 60_000 });
+    expect(workerTimings({})).toMatchObject({ heartbeatMs: 10_000, staleMs: 90_000, lockMs: 60_000, stalledMs: 60_000, connectWaitMs: 300_000 });
+    expect(workerTimings({ SWEEP_CONNECT_WAIT_S: '0' }).connectWaitMs).toBe(0);
+    expect(() => workerTimings({ SWEEP_CONNECT_WAIT_S: '-1' })).toThrow(/SWEEP_CONNECT_WAIT_S must be a whole number >= 0, got "-1"/);
     expect(workerTimings({ SWEEP_HEARTBEAT_MS: '1000', SWEEP_STALE_MS: '5000', SWEEP_LOCK_MS: '4000' })).toMatchObject({ heartbeatMs: 1000, staleMs: 5000, lockMs: 4000, stalledMs: 4000 });
     expect(() => workerTimings({ SWEEP_LOCK_MS: 'soon' })).toThrow(/SWEEP_LOCK_MS must be a whole number >= 1, got "soon"/);
     expect(() => workerTimings({ SWEEP_HEARTBEAT_MS: '5000', SWEEP_STALE_MS: '8000' })).toThrow(UserError);
@@ -21,6 +23,10 @@ describe('worker policy', () => {
     expect(isConnectionError(new Error('Database error. Code: `57P03`. Message: `the database system is shutting down`'))).toBe(true);
     expect(isConnectionError(new Error('Server has closed the connection.'))).toBe(true);
     expect(isConnectionError(new Error('Query read timeout'))).toBe(true);
+    // A driver adapter's error says what happened in its cause's kind.
+    expect(isConnectionError(Object.assign(new Error('DatabaseNotReachable'), { cause: { kind: 'DatabaseNotReachable', host: 'db', port: 5432 } }))).toBe(true);
+    expect(isConnectionError(Object.assign(new Error('ConnectionClosed'), { cause: { kind: 'ConnectionClosed' } }))).toBe(true);
+    expect(isConnectionError(Object.assign(new Error('UniqueConstraintViolation'), { cause: { kind: 'UniqueConstraintViolation' } }))).toBe(false);
     expect(isConnectionError(Object.assign(new Error('Unique constraint failed'), { code: 'P2002' }))).toBe(false);
     expect(isConnectionError(new Error('relation "Trial" does not exist'))).toBe(false);
     expect(shortError(new Error('Invalid `prisma.x()` invocation in\nfile.ts:1\nDatabase error. Code: `57P03`. Message: `the database system is shutting down`'))).toBe('the database system is shutting down');

@@ -62,6 +62,31 @@ export interface Look {
   caseRng?: Rng;
   /** Fonts to draw glyphs in instead of the style's own (each glyph picks one). */
   fonts?: readonly FontName[];
+  /** The image's size; absent: WIDTH x HEIGHT. Drawn at that size, then scaled to this one. */
+  size?: { height: number; width: number };
+}
+
+let scaled: Surface | null = null;
+
+/**
+ * The drawn image at `size`: the drawing canvas itself at WIDTH x HEIGHT (so the report's
+ * size keeps its bytes), else the drawing scaled onto a canvas of that size.
+ */
+export function atSize(drawn: Surface, size?: { height: number; width: number }): Surface & { width: number; height: number } {
+  if (!size || (size.width === WIDTH && size.height === HEIGHT)) return { ...drawn, width: WIDTH, height: HEIGHT };
+  if (!scaled || scaled.canvas.width !== size.width || scaled.canvas.height !== size.height) {
+    const canvas = createCanvas(size.width, size.height);
+    scaled = { canvas, ctx: canvas.getContext('2d') };
+  }
+  const { ctx } = scaled;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.globalAlpha = 1;
+  ctx.globalCompositeOperation = 'copy';
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(drawn.canvas, 0, 0, size.width, size.height);
+  ctx.globalCompositeOperation = 'source-over';
+  return { ...scaled, width: size.width, height: size.height };
 }
 
 export const PLAIN_LOOK: Look = { letterCase: 'lower' };

@@ -1,7 +1,7 @@
 import { ImageData } from '@napi-rs/canvas';
 import type { Rng } from '../../util/rng.ts';
 import type { LabelSpec } from '../charset.ts';
-import { addPixelNoise, begin, drawCurves, drawGlyphs, drawNoiseRects, HEIGHT, makeNoiseRects, randomLabel, randomRgb, WIDTH, PLAIN_LOOK, shownText, type Look } from './draw.ts';
+import { addPixelNoise, atSize, begin, drawCurves, drawGlyphs, drawNoiseRects, makeNoiseRects, randomLabel, randomRgb, PLAIN_LOOK, shownText, type Look } from './draw.ts';
 import { ensureFonts } from './fonts.ts';
 import type { Captcha } from './types.ts';
 
@@ -13,7 +13,8 @@ import type { Captcha } from './types.ts';
 export function renderHard(rng: Rng, spec: LabelSpec, look: Look = PLAIN_LOOK): Captcha {
   const fonts = ensureFonts();
   const label = randomLabel(rng, spec);
-  const { canvas, ctx } = begin(randomRgb(rng, 170, 250));
+  const surface = begin(randomRgb(rng, 170, 250));
+  const { ctx } = surface;
   const rects = makeNoiseRects(rng, rng.int(24, 40), [4, 24]);
   drawNoiseRects(ctx, rects, false);
   // One shear for the whole word, varied a little per glyph, like an italic that wobbles.
@@ -30,9 +31,11 @@ export function renderHard(rng: Rng, spec: LabelSpec, look: Look = PLAIN_LOOK): 
   drawNoiseRects(ctx, rects, true);
   drawCurves(ctx, rng, rng.int(2, 4), glyphs);
 
-  const pixels = canvas.data();
+  // Pixel noise and JPEG artefacts at the output size, as a camera or encoder would add them.
+  const out = atSize(surface, look.size);
+  const pixels = out.canvas.data();
   addPixelNoise(pixels, rng, rng.uniform(8, 28), rng.uniform(0, 0.02));
-  ctx.putImageData(new ImageData(new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length), WIDTH, HEIGHT), 0, 0);
+  out.ctx.putImageData(new ImageData(new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length), out.width, out.height), 0, 0);
   const quality = rng.int(30, 70);
-  return { label, image: canvas.encodeSync('jpeg', quality), ext: 'jpg' };
+  return { label, image: out.canvas.encodeSync('jpeg', quality), ext: 'jpg' };
 }

@@ -5,6 +5,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Rng } from '../../util/rng.ts';
 import { UserError } from '../../util/errors.ts';
 import { DEFAULT_LABEL_SPEC, type LabelSpec } from '../charset.ts';
+import { MIN_IMAGE_SIDE } from '../../train/shape.ts';
 import { FONT_NAMES, fontCovers, isFontName, type FontName } from './fonts.ts';
 import { renderHard } from './hard.ts';
 import { renderRailway } from './railway.ts';
@@ -71,9 +72,9 @@ export function renderCaptcha(style: CaptchaStyle, rng: Rng, spec: LabelSpec = D
  * Image `index`'s look under `letterCase`: mixed draws each letter's case from an Rng of its own.
  * `fonts` replaces the style's own fonts (undefined keeps them, and so the style's bytes).
  */
-export function imageLook(letterCase: LetterCase, seed: number, index: number, fonts?: readonly FontName[]): Look {
+export function imageLook(letterCase: LetterCase, seed: number, index: number, size?: ImageSize, fonts?: readonly FontName[]): Look {
   const look: Look = letterCase === 'mixed' ? { letterCase, caseRng: new Rng(`case:${seed}:${index}`) } : { letterCase };
-  return fonts ? { ...look, fonts } : look;
+  return { ...look, ...(size ? { size } : {}), ...(fonts ? { fonts } : {}) };
 }
 
 /**
@@ -93,6 +94,19 @@ export function parseFonts(text: string): FontName[] | undefined {
   return names as FontName[];
 }
 
+export interface ImageSize {
+  height: number;
+  width: number;
+}
+
+/** Why a generated image cannot have this size, or null. */
+export function sizeProblem(size: ImageSize): string | null {
+  for (const k of ['height', 'width'] as const) {
+    if (!Number.isSafeInteger(size[k]) || size[k] < MIN_IMAGE_SIDE || size[k] > 4096) return `${k} must be an integer from ${MIN_IMAGE_SIDE} to 4096 pixels, got ${size[k]}`;
+  }
+  return null;
+}
+
 export interface GenerateProgress {
   done: number;
   total: number;
@@ -106,6 +120,8 @@ export interface GenerateOptions {
   /** Directory to write into; created if missing. */
   out: string;
   spec?: LabelSpec;
+  /** Image size (default 60x200): drawn at 60x200, then scaled to it. */
+  size?: ImageSize;
   /** How letters are drawn (default lower: as the labels have them); labels are never changed. */
   letterCase?: LetterCase;
   /** Fonts to draw in instead of the style's own (parseFonts); each glyph picks one. */
@@ -144,7 +160,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
   if (!Number.isSafeInteger(count) || count < 1) throw new UserError(`count must be a positive integer, got ${count}`);
   if (!Number.isSafeInteger(start) || start < 0) throw new UserError(`start must be a non-negative integer, got ${start}`);
   if (!Number.isSafeInteger(seed)) throw new UserError(`seed must be an integer, got ${seed}`);
-  const problem = specProblem(spec);
+  const problem = specProblem(spec) ?? (opts.size ? sizeProblem(opts.size) : null);
   if (problem) throw new UserError(problem);
   if (opts.fonts && (opts.fonts.length === 0 || !opts.fonts.every(isFontName))) {
     throw new UserError(`fonts must be a non-empty list of: ${FONT_NAMES.join(', ')}, got ${JSON.stringify(opts.fonts)}`);
@@ -187,7 +203,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
       if (writeError) throw writeError;
       opts.signal?.throwIfAborted();
       const index = start + k;
-      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec, imageLook(opts.letterCase ?? 'lower', seed, index, opts.fonts));
+      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec, imageLook(opts.letterCase ?? 'lower', seed, index, opts.size, opts.fonts));
       const name = imageFileName(index, ext);
       void put(name, image);
       rows.push(`${name},${csvField(label)}`);

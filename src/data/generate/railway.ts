@@ -1,6 +1,6 @@
 import type { Rng } from '../../util/rng.ts';
 import type { LabelSpec } from '../charset.ts';
-import { begin, drawGlyphs, drawNoiseRects, HEIGHT, makeNoiseRects, randomLabel, randomRgb, WIDTH, PLAIN_LOOK, shownText, type Look } from './draw.ts';
+import { atSize, begin, drawGlyphs, drawNoiseRects, makeNoiseRects, randomLabel, randomRgb, PLAIN_LOOK, shownText, type Look } from './draw.ts';
 import { ensureFonts } from './fonts.ts';
 import { encodePngRgb } from './png.ts';
 import type { Captcha } from './types.ts';
@@ -14,7 +14,8 @@ import type { Captcha } from './types.ts';
 export function renderRailway(rng: Rng, spec: LabelSpec, look: Look = PLAIN_LOOK): Captcha {
   const fonts = ensureFonts();
   const label = randomLabel(rng, spec);
-  const { canvas, ctx } = begin(randomRgb(rng, 180, 250));
+  const surface = begin(randomRgb(rng, 180, 250));
+  const { ctx } = surface;
   const rects = makeNoiseRects(rng, 32, [5, 21]);
   drawNoiseRects(ctx, rects, false);
   drawGlyphs(ctx, rng, shownText(label, look), {
@@ -27,5 +28,6 @@ export function renderRailway(rng: Rng, spec: LabelSpec, look: Look = PLAIN_LOOK
     overlapPx: 2,
   });
   drawNoiseRects(ctx, rects, true);
-  return { label, image: encodePngRgb(canvas.data(), WIDTH, HEIGHT), ext: 'png' };
+  const out = atSize(surface, look.size);
+  return { label, image: encodePngRgb(out.canvas.data(), out.width, out.height), ext: 'png' };
 }
