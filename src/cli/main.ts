@@ -33,6 +33,9 @@ export const COMMANDS: readonly CommandEntry[] = [
   { command: 'export <trial>', describe: 'Write one finished trial as a self-contained reader directory', databaseOnly: true, load: () => import('./export.ts') },
   { command: 'predict <reader> [images..]', describe: 'Read CAPTCHA images with an exported reader, a model directory or a finished trial', load: () => import('./predict.ts') },
   { command: 'report <sweep>', describe: 'Write one self-contained HTML report of a sweep: parameters, learning curves, trials, failures, ensembles', load: () => import('./report.ts') },
+  // Not databaseOnly, though no TensorFlow.js runs in it: it polls the database every second
+  // for hours, so V8's optimised code pays for itself.
+  { command: 'dashboard [sweep]', describe: "Serve a sweep's report live on a local web page (updated as epochs arrive), with the queue and the workers", load: () => import('./dashboard.ts') },
   { command: 'eval <reader>', describe: "A reader's accuracy on a labelled dataset: per character, per sequence, by position, confusions", load: () => import('./eval.ts') },
 ];
 

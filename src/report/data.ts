@@ -40,15 +40,8 @@ export async function loadReportInput(prisma: PrismaClient, nameOrId: string, op
       select: { id: true, index: true, params: true, seed: true, status: true, worker: true, attempts: true, error: true, startedAt: true, finishedAt: true, bestMetric: true },
     })
   ).map((t) => ({ ...t, params: (t.params ?? {}) as Record<string, unknown> }));
-  const curves = await loadCurves(prisma, sweep.id, [...new Set([...CURVE_KEYS, sweep.metricName])]);
-  const ensembles = await prisma.ensemble.findMany({
-    where: { sweepId: sweep.id },
-    orderBy: { createdAt: 'asc' },
-    select: { name: true, method: true, k: true, metric: true, summary: true, createdAt: true },
-  });
-  const paramsOf = new Map(trials.map((t) => [t.id, t.params]));
-  const readings = await loadReadings(prisma, predictionTrials(trials, goal), (id) => shapeFromParams(paramsOf.get(id)).label.charset);
-  const captchas = readings[0] ? readCaptchas(sweep.spec, readings[0], opts.env ?? process.env) : { images: [] };
+  const curves = await loadCurves(prisma, sweep.id, curveKeys(sweep.metricName));
+  const extras = await loadExtras(prisma, sweep, trials, opts.env ?? process.env);
   return {
     sweep: {
       id: sweep.id,
@@ -63,11 +56,45 @@ export async function loadReportInput(prisma: PrismaClient, nameOrId: string, op
     },
     trials,
     curves,
-    ensembles,
-    readings,
-    captchas,
+    ...extras,
     now: opts.now ?? new Date(),
   };
+}
+
+/** The ensembles, the best trials' readings and the validation images they read. */
+export async function loadExtras(
+  prisma: PrismaClient,
+  sweep: { id: string; spec: unknown; metricGoal: string },
+  trials: readonly TrialInput[],
+  env: Env,
+): Promise<Pick<ReportInput, 'ensembles' | 'readings' | 'captchas'>> {
+  const ensembles = await prisma.ensemble.findMany({
+    where: { sweepId: sweep.id },
+    orderBy: { createdAt: 'asc' },
+    select: { name: true, method: true, k: true, metric: true, summary: true, createdAt: true },
+  });
+  const paramsOf = new Map(trials.map((t) => [t.id, t.params]));
+  const readings = await loadReadings(prisma, predictionTrials(trials, sweep.metricGoal as Goal), (id) => shapeFromParams(paramsOf.get(id)).label.charset);
+  const captchas = readings[0] ? readCaptchas(sweep.spec, readings[0], env) : { images: [] };
+  return { ensembles, readings, captchas };
+}
+
+/** These trials' values of the given keys, one row per (trial, phase, key). */
+export async function loadTrialCurves(prisma: PrismaClient, trialIds: readonly string[], keys: readonly string[]): Promise<CurveInput[]> {
+  if (trialIds.length === 0) return [];
+  const rows = await prisma.$queryRaw<Array<{ trialId: string; phase: string; key: string; epochs: number[]; values: number[] }>>`
+    SELECT m."trialId", m."phase", m."key",
+           array_agg(m."epoch" ORDER BY m."epoch") AS "epochs",
+           array_agg(m."value" ORDER BY m."epoch") AS "values"
+    FROM "MetricPoint" m
+    WHERE m."trialId" = ANY(${[...trialIds]}::text[]) AND m."key" = ANY(${[...keys]}::text[])
+    GROUP BY m."trialId", m."phase", m."key"`;
+  return rows.map((r) => ({ trialId: r.trialId, phase: r.phase, key: r.key, epochs: r.epochs.map(Number), values: r.values.map(Number) }));
+}
+
+/** The keys the page draws: the learning curves' and the sweep metric. */
+export function curveKeys(metricName: string): string[] {
+  return [...new Set([...CURVE_KEYS, metricName])];
 }
 
 /** Every trial's values of the given keys, one row per (trial, phase, key): one statement. */

@@ -53,6 +53,8 @@ th.sorted-desc::after { content: " \\25BC"; font-size: 10px; }
 td.num { text-align: right; }
 tr.top td:first-child { font-weight: 600; }
 .table-wrap { max-height: 560px; overflow: auto; border: 1px solid var(--line); }
+.table-wrap.compact { display: inline-block; max-width: 100%; }
+.table-wrap.compact table { width: auto; min-width: 420px; }
 .filters { margin: 6px 0; display: flex; gap: 10px; align-items: center; }
 .filters input { padding: 4px 8px; width: 280px; }
 .st-finished { color: var(--ok); } .st-failed, .st-diverged { color: var(--bad); } .st-stopped { color: #b26a00; } .st-running { color: #1565c0; }
@@ -98,21 +100,32 @@ const PAGE_SCRIPT = String.raw`
   }
   function time(ms) { return ms === null ? '' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z'; }
   var timings = {};
+  // A chart drawn again (live updates) keeps its axes' state (a brushed range) and gets its
+  // series replaced.
   function chart(id, option) {
     var s = performance.now();
-    var node = document.getElementById(id);
-    var c = echarts.init(node, null, { renderer: 'canvas' });
-    c.setOption(option);
-    charts[id] = c;
+    var c = charts[id];
+    if (c) c.setOption(option, { replaceMerge: ['series'] });
+    else {
+      c = echarts.init(document.getElementById(id), null, { renderer: 'canvas' });
+      c.setOption(option);
+      charts[id] = c;
+    }
     timings[id] = Math.round(performance.now() - s);
     return c;
   }
+  function clear(node) { node.textContent = ''; return node; }
+  // Charts are drawn after the rest of the page: those in view first, then the others in a
+  // task of their own, so the first screen is painted before the charts below it are drawn.
+  var pending = [];
+  function later(draw, id) { pending.push({ draw: draw, id: id }); }
   function niceFloor(v) { var p = Math.pow(10, Math.floor(Math.log10(Math.abs(v) || 1)) - 1); return Math.floor(v / p) * p; }
   function niceCeil(v) { var p = Math.pow(10, Math.floor(Math.log10(Math.abs(v) || 1)) - 1); return Math.ceil(v / p) * p; }
-  function note(id, text) { var n = document.getElementById(id); n.textContent = text; n.hidden = false; }
+  function noteIf(id, shown, text) { var n = document.getElementById(id); n.textContent = text; n.hidden = !shown; }
 
   // 1. definition, counts, timeline --------------------------------------------------------
-  var counts = document.getElementById('counts');
+  function drawCounts() {
+  var counts = clear(document.getElementById('counts'));
   Object.keys(D.counts).forEach(function (s) {
     if (!D.counts[s] && ['queued', 'running', 'finished', 'failed', 'stopped'].indexOf(s) < 0) return;
     var span = el('span', { 'class': 'st-' + s });
@@ -120,9 +133,12 @@ const PAGE_SCRIPT = String.raw`
     span.appendChild(el('b', null, D.counts[s]));
     counts.appendChild(span);
   });
+  }
+  drawCounts();
   document.getElementById('spec').textContent = D.sweep.specText;
 
   // One thick segment per trial; one lines series per status, each drawn as one path.
+  function drawTimeline() {
   var tl = D.timeline;
   var laneWidth = Math.max(2, Math.min(18, 200 / Math.max(1, tl.workers.length)));
   var byStatus = {};
@@ -143,10 +159,13 @@ const PAGE_SCRIPT = String.raw`
         lineStyle: { color: STATUS_COLORS[s] || '#888', width: laneWidth, opacity: 0.9, cap: 'butt' }, itemStyle: { color: STATUS_COLORS[s] || '#888' } };
     })
   });
-  if (tl.bars.length === 0) note('timeline-note', 'No trial has started yet.');
+  noteIf('timeline-note', tl.bars.length === 0, 'No trial has started yet.');
+  }
+  later(drawTimeline, 'chart-timeline');
 
   // 2. parallel coordinates ----------------------------------------------------------------
   var metricName = D.metric.name;
+  function drawParallel() {
   var scored = D.trials.filter(function (t) { return t.best !== null; });
   var paxes = D.axes.map(function (a, i) {
     var ax = { dim: i, name: a.name, type: a.kind === 'category' ? 'category' : (a.log ? 'log' : 'value') };
@@ -171,15 +190,21 @@ const PAGE_SCRIPT = String.raw`
       })
     }]
   });
-  if (scored.length === 0) note('parallel-note', 'No trial has a value of ' + metricName + ' yet.');
+  noteIf('parallel-note', scored.length === 0, 'No trial has a value of ' + metricName + ' yet.');
+  }
+  later(drawParallel, 'chart-parallel');
 
   // 3. the metric against each parameter ------------------------------------------------------
+  function drawScatters() {
   var scatterBox = document.getElementById('scatters');
+  var scored = D.trials.filter(function (t) { return t.best !== null; });
   D.axes.forEach(function (a, i) {
     var id = 'chart-scatter-' + i;
-    var wrap = el('div');
-    wrap.appendChild(el('div', { id: id, 'class': 'chart small', 'data-chart': 'scatter' }));
-    scatterBox.appendChild(wrap);
+    if (!document.getElementById(id)) {
+      var wrap = el('div');
+      wrap.appendChild(el('div', { id: id, 'class': 'chart small', 'data-chart': 'scatter' }));
+      scatterBox.appendChild(wrap);
+    }
     var x = a.kind === 'category' ? { type: 'category', data: a.categories, name: a.name } : { type: a.log ? 'log' : 'value', name: a.name, scale: true };
     x.nameLocation = 'middle'; x.nameGap = 26;
     chart(id, {
@@ -195,34 +220,39 @@ const PAGE_SCRIPT = String.raw`
       }]
     });
   });
-  if (D.axes.length === 0) note('scatter-note', 'The sweep varies no parameter.');
+  noteIf('scatter-note', D.axes.length === 0, 'The sweep varies no parameter.');
+  }
+  later(drawScatters, 'scatters');
 
   // 4. learning curves -----------------------------------------------------------------------
   function curveOption(key, label) {
-    var others = [], tops = [], stops = [], lo = Infinity, hi = -Infinity;
+    var others = [], running = [], tops = [], stops = [], lo = Infinity, hi = -Infinity;
     D.curves.series.forEach(function (s) {
       var pts = s[key];
       if (pts.length === 0) return;
       for (var j = 0; j < pts.length; j++) { if (pts[j][1] < lo) lo = pts[j][1]; if (pts[j][1] > hi) hi = pts[j][1]; }
-      if (s.top) tops.push(s); else others.push({ name: '#' + s.index + ' ' + s.status, coords: pts.length === 1 ? [pts[0], pts[0]] : pts });
+      var line = { name: '#' + s.index + ' ' + s.status, coords: pts.length === 1 ? [pts[0], pts[0]] : pts };
+      if (s.top) tops.push(s); else if (s.status === 'running') running.push(line); else others.push(line);
       if (s.stoppedAt !== null) { var last = pts[pts.length - 1]; stops.push({ value: last, name: '#' + s.index }); }
     });
     var series = [{ type: 'lines', id: 'others', name: 'other trials', coordinateSystem: 'cartesian2d', polyline: true, silent: big, data: others,
-      lineStyle: { color: '#8895a7', width: 1, opacity: others.length > 200 ? 0.18 : 0.45 }, large: true, largeThreshold: 100, progressive: 0, zlevel: 0 }];
+      lineStyle: { color: '#8895a7', width: 1, opacity: others.length > 200 ? 0.18 : 0.45 }, large: true, largeThreshold: 100, progressive: 0, zlevel: 0 },
+      { type: 'lines', id: 'running', name: 'running', coordinateSystem: 'cartesian2d', polyline: true, data: running,
+        lineStyle: { color: STATUS_COLORS.running, width: 1.4, opacity: 0.8 }, progressive: 0, z: 4, zlevel: 1 }];
     var rank = D.trials.filter(function (t) { return t.top; }).sort(function (a, b) { return D.metric.goal === 'maximize' ? b.best - a.best : a.best - b.best; }).map(function (t) { return t.id; });
     tops.sort(function (a, b) { return rank.indexOf(a.id) - rank.indexOf(b.id); });
     tops.forEach(function (s, i) {
-      series.push({ type: 'line', id: 'trial-' + s.index, name: '#' + s.index, data: s[key], showSymbol: s[key].length < 30, symbolSize: 4, lineStyle: { width: 2.2 }, color: TOP_COLORS[i % TOP_COLORS.length], z: 5 });
+      series.push({ type: 'line', id: 'trial-' + s.index, name: '#' + s.index, data: s[key], showSymbol: s[key].length < 30, symbolSize: 4, lineStyle: { width: 2.2 }, color: TOP_COLORS[i % TOP_COLORS.length], z: 5, zlevel: 1 });
     });
-    series.push({ type: 'scatter', id: 'stopped', name: 'stopped', data: stops, symbol: X_MARK, symbolSize: 9, itemStyle: { color: '#ef6c00' }, z: 6 });
+    series.push({ type: 'scatter', id: 'stopped', name: 'stopped', data: stops, symbol: X_MARK, symbolSize: 9, itemStyle: { color: '#ef6c00' }, z: 6, zlevel: 1 });
     var b = D.curves.boundary;
     series.push({ type: 'line', id: 'boundary', name: 'GRU starts', data: [], silent: true,
       markLine: b === null ? undefined : { symbol: 'none', silent: true, lineStyle: { color: '#444', type: 'dashed' }, label: { formatter: 'GRU', position: 'insideEndTop' }, data: [{ xAxis: b }] } });
     return {
       animation: false,
       title: { text: label, left: 'center', textStyle: { fontSize: 13 } },
-      legend: { top: 22, data: tops.map(function (s) { return '#' + s.index; }).concat(stops.length ? ['stopped'] : []) },
-      tooltip: { trigger: 'item', formatter: function (p) { return p.seriesId === 'others' ? p.name : (p.seriesName + '  ' + fmt(p.value[1]) + ' @ ' + p.value[0]); } },
+      legend: { top: 22, data: tops.map(function (s) { return '#' + s.index; }).concat(running.length ? ['running'] : [], stops.length ? ['stopped'] : []) },
+      tooltip: { trigger: 'item', formatter: function (p) { return p.seriesId === 'others' || p.seriesId === 'running' ? p.name : (p.seriesName + '  ' + fmt(p.value[1]) + ' @ ' + p.value[0]); } },
       grid: { left: 56, right: 20, top: 56, bottom: 44 },
       xAxis: { type: 'value', name: 'iteration (pretrain epochs, then GRU epochs)', nameLocation: 'middle', nameGap: 26, min: 1, max: Math.max(1, D.curves.pretrain + D.curves.gru), minInterval: 1 },
       // The grey lines add nothing to the axis's extent: it is given, with a margin.
@@ -230,11 +260,19 @@ const PAGE_SCRIPT = String.raw`
       series: series
     };
   }
-  chart('chart-acc', curveOption('acc', 'val_seq_acc'));
-  chart('chart-loss', curveOption('loss', 'val_loss'));
-  if (D.curves.series.length === 0) note('curves-note', 'No epoch has been stored yet.');
+  var curveAxes = {};
+  function drawCurves() {
+    ['acc', 'loss'].forEach(function (key) {
+      var o = curveOption(key, key === 'acc' ? 'val_seq_acc' : 'val_loss');
+      curveAxes[key] = { xAxis: o.xAxis, yAxis: o.yAxis };
+      chart('chart-' + key, o);
+    });
+    noteIf('curves-note', D.curves.series.length === 0, 'No epoch has been stored yet.');
+  }
+  later(drawCurves, 'chart-acc');
 
   // 5. accuracy by character position ---------------------------------------------------------
+  function drawPositions() {
   var P = D.positions;
   var posLabels = []; for (var i = 1; i <= P.length; i++) posLabels.push(String(i));
   chart('chart-positions', {
@@ -246,7 +284,9 @@ const PAGE_SCRIPT = String.raw`
     yAxis: { type: 'value', min: 0, max: 1, name: 'val accuracy' },
     series: P.series.map(function (s, i) { return { type: 'line', name: '#' + s.index, data: s.acc, color: TOP_COLORS[i % TOP_COLORS.length], symbolSize: 6 }; })
   });
-  if (P.series.length === 0) note('positions-note', 'No finished trial has stored validation predictions yet.');
+  noteIf('positions-note', P.series.length === 0, 'No finished trial has stored validation predictions yet.');
+  }
+  later(drawPositions, 'chart-positions');
 
   // 6. the table -------------------------------------------------------------------------------
   var cols = [
@@ -270,9 +310,15 @@ const PAGE_SCRIPT = String.raw`
   });
   thead.appendChild(headRow);
   var filterText = document.getElementById('filter'), filterStatus = document.getElementById('filter-status');
-  Object.keys(D.counts).forEach(function (s) { if (D.counts[s]) filterStatus.appendChild(el('option', { value: s }, s + ' (' + D.counts[s] + ')')); });
-  var rows = D.trials.map(function (t) {
-    var tr = el('tr', { 'data-status': t.status, 'class': t.top ? 'top' : '' });
+  function statusOptions() {
+    var chosen = filterStatus.value;
+    while (filterStatus.options.length > 1) filterStatus.remove(1);
+    Object.keys(D.counts).forEach(function (s) { if (D.counts[s]) filterStatus.appendChild(el('option', { value: s }, s + ' (' + D.counts[s] + ')')); });
+    filterStatus.value = chosen;
+  }
+  statusOptions();
+  function row(t) {
+    var tr = el('tr', { 'data-status': t.status, 'data-id': t.id, 'class': t.top ? 'top' : '' });
     cols.forEach(function (c) {
       var td = el('td', c.num ? { 'class': 'num' } : null, c.show ? c.show(t) : fmt(c.get(t)));
       if (c.key === 'status') { td.className = 'st-' + t.status; if (t.reason) td.title = t.reason; }
@@ -280,7 +326,8 @@ const PAGE_SCRIPT = String.raw`
     });
     tr.dataset.text = tr.textContent.toLowerCase();
     return { t: t, tr: tr };
-  });
+  }
+  var rows = [];
   function renderRows() {
     var col = cols.filter(function (c) { return c.key === sortKey; })[0];
     var q = filterText.value.trim().toLowerCase(), st = filterStatus.value;
@@ -301,10 +348,12 @@ const PAGE_SCRIPT = String.raw`
   }
   filterText.addEventListener('input', renderRows);
   filterStatus.addEventListener('change', renderRows);
-  renderRows();
+  // A thousand rows cost a layout of their own: built after the charts in view, as a chart is.
+  later(function () { rows = D.trials.map(row); renderRows(); }, 'trials');
 
   // 7. failures ----------------------------------------------------------------------------------
-  var fbox = document.getElementById('failures');
+  function drawFailures() {
+  var fbox = clear(document.getElementById('failures'));
   if (D.failures.length === 0) fbox.appendChild(el('p', { 'class': 'note' }, 'No trial failed or diverged.'));
   D.failures.forEach(function (f) {
     var d = el('div', { 'class': 'failure' });
@@ -313,9 +362,12 @@ const PAGE_SCRIPT = String.raw`
     d.appendChild(el('pre', null, f.error));
     fbox.appendChild(d);
   });
+  }
+  drawFailures();
 
   // 8. ensembles ---------------------------------------------------------------------------------
-  var ebox = document.getElementById('ensembles');
+  function drawEnsembles() {
+  var ebox = clear(document.getElementById('ensembles'));
   if (D.ensembles.length === 0) ebox.appendChild(el('p', { 'class': 'note' }, 'No ensemble built yet (sweep ensemble build ' + D.sweep.name + ').'));
   else {
     var ewrap = el('div', { 'class': 'table-wrap' }), et = el('table'), eh = el('tr');
@@ -334,11 +386,14 @@ const PAGE_SCRIPT = String.raw`
     ebox.appendChild(ewrap);
     if (D.ensembles.some(function (e) { return e.optimistic; })) ebox.appendChild(el('p', { 'class': 'note' }, '* no test set: the validation numbers are the ones members were chosen on, so optimistic.'));
   }
+  }
+  drawEnsembles();
 
   // 9. validation CAPTCHAs -------------------------------------------------------------------------
-  var C = D.captchas, cbox = document.getElementById('captchas');
-  if (C.trial !== null) document.getElementById('captcha-trial').textContent = 'Readings of trial #' + C.trial + ' (the best finished trial), from its stored validation predictions; wrong characters are marked.';
-  if (C.note) note('captcha-note', C.note);
+  function drawCaptchas() {
+  var C = D.captchas, cbox = clear(document.getElementById('captchas'));
+  document.getElementById('captcha-trial').textContent = C.trial === null ? '' : 'Readings of trial #' + C.trial + ' (the best finished trial), from its stored validation predictions; wrong characters are marked.';
+  noteIf('captcha-note', !!C.note, C.note || '');
   C.items.forEach(function (c) {
     var d = el('div', { 'class': 'captcha' + (c.label === c.reading ? '' : ' miss') });
     d.appendChild(el('img', { src: c.src, alt: c.label, title: c.file }));
@@ -351,22 +406,147 @@ const PAGE_SCRIPT = String.raw`
     d.appendChild(el('div', { 'class': 'label' }, 'label ' + c.label));
     cbox.appendChild(d);
   });
+  }
+  drawCaptchas();
 
   window.addEventListener('resize', function () { for (var k in charts) charts[k].resize(); });
-  window.__report = { charts: charts, timings: timings, startedAt: t0, drawMs: performance.now() - t0 };
-  requestAnimationFrame(function () { window.__report.readyAt = performance.now(); document.body.dataset.ready = '1'; });
+  // Live updates (sweep dashboard): a patch replaces rows and curves by trial id and the
+  // parts about every trial whole (src/report/live.ts mergePatch does the same on the server);
+  // only the views whose data changed are drawn again.
+  function byId(list) { var m = {}; list.forEach(function (x) { m[x.id] = x; }); return m; }
+  function apply(p) {
+    var old = byId(D.trials), oldSeries = byId(D.curves.series), patched = byId(p.trials), fresh = byId(p.series), gone = {};
+    p.removed.forEach(function (id) { gone[id] = true; });
+    var bestMoved = p.trials.some(function (t) { var o = old[t.id]; return !o || o.best !== t.best || o.status !== t.status; });
+    // Only running (not top) trials' curves moved: the grey lines of the others stay as drawn.
+    var runningOnly = p.removed.length === 0 && p.series.every(function (s) { var o = oldSeries[s.id]; return !s.top && s.status === 'running' && (!o || (!o.top && o.status === 'running')); });
+    // Sent only when they changed (a running trial's bar growing with the clock alone is no change).
+    var timelineMoved = !!p.timeline, failuresMoved = !!p.failures;
+    D.trials = D.trials.map(function (t) { return patched[t.id] || t; });
+    var kept = D.curves.series.filter(function (s) { return !gone[s.id]; }).map(function (s) { var n = fresh[s.id]; delete fresh[s.id]; return n || s; });
+    D.curves = { boundary: p.curves.boundary, pretrain: p.curves.pretrain, gru: p.curves.gru, series: kept.concat(Object.keys(fresh).map(function (k) { return fresh[k]; })) };
+    D.counts = p.counts; D.total = p.total; if (p.timeline) D.timeline = p.timeline; if (p.failures) D.failures = p.failures; D.generatedAt = p.generatedAt; D.sweep.status = p.sweepStatus;
+    if (p.extras) { D.positions = p.extras.positions; D.ensembles = p.extras.ensembles; D.captchas = p.extras.captchas; }
+    drawCounts();
+    statusOptions();
+    if (timelineMoved) drawTimeline();
+    if (bestMoved) { drawParallel(); drawScatters(); }
+    if (runningOnly && p.series.length > 0 && charts['chart-acc'] && charts['chart-loss']) {
+      // The running lines are a layer of their own (zlevel 1): the grey ones are not painted
+      // again unless an axis moved.
+      ['acc', 'loss'].forEach(function (key) {
+        var o = curveOption(key, key === 'acc' ? 'val_seq_acc' : 'val_loss'), was = curveAxes[key], axes = {};
+        if (was.yAxis.min !== o.yAxis.min || was.yAxis.max !== o.yAxis.max) axes.yAxis = o.yAxis;
+        if (was.xAxis.max !== o.xAxis.max) axes.xAxis = o.xAxis;
+        curveAxes[key] = { xAxis: o.xAxis, yAxis: o.yAxis };
+        charts['chart-' + key].setOption(Object.assign(axes, { legend: o.legend, series: [o.series[1]] }));
+      });
+    } else if (p.series.length > 0 || p.removed.length > 0) drawCurves();
+    rows = rows.map(function (r) { return patched[r.t.id] ? row(patched[r.t.id]) : r; });
+    renderRows();
+    if (failuresMoved) drawFailures();
+    if (p.extras) { drawPositions(); drawEnsembles(); drawCaptchas(); }
+  }
+
+  var R = window.__report = { charts: charts, timings: timings, startedAt: t0, data: D, apply: apply };
+  var seen = pending.filter(function (p) { return document.getElementById(p.id).getBoundingClientRect().top < window.innerHeight; });
+  var rest = pending.filter(function (p) { return seen.indexOf(p) < 0; });
+  seen.forEach(function (p) { p.draw(); });
+  R.firstViewMs = performance.now() - t0;
+  requestAnimationFrame(function () { R.firstViewAt = performance.now(); });
+  // The rest in one task after the first screen's frame: a frame between each chart costs
+  // another layout and paint of the whole page.
+  setTimeout(function () {
+    rest.forEach(function (p) { p.draw(); });
+    R.drawMs = performance.now() - t0;
+    requestAnimationFrame(function () { R.readyAt = performance.now(); document.body.dataset.ready = '1'; });
+  }, 0);
 })();
 `;
+
+/**
+ * The dashboard's live layer: follows /events (server-sent events) and applies each patch with
+ * the page script's apply(); draws the queue. A patch that does not follow the page's version
+ * (it missed some) or a `reload` event for another version loads the page again.
+ */
+const LIVE_SCRIPT = String.raw`
+(function () {
+  'use strict';
+  var R = window.__report;
+  var L = JSON.parse(document.getElementById('live-data').textContent);
+  var version = L.version, queue = L.queue, offset = queue.at - Date.now(), es = null;
+  var state = document.getElementById('live-state');
+  R.version = version; R.updates = [];
+  function el(tag, text, cls) { var e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; }
+  function age(ms) { var s = Math.max(0, (Date.now() + offset - ms) / 1000); return s < 90 ? s.toFixed(0) + ' s' : s < 5400 ? (s / 60).toFixed(1) + ' min' : (s / 3600).toFixed(1) + ' h'; }
+  function drawQueue() {
+    var jobs = document.getElementById('queue-jobs'); jobs.textContent = '';
+    if (queue.jobs) ['waiting', 'active', 'delayed', 'failed'].forEach(function (k) { var s = el('span', k + ' '); s.appendChild(el('b', queue.jobs[k])); s.dataset.key = k; jobs.appendChild(s); });
+    var err = document.getElementById('queue-error'); err.textContent = queue.error || ''; err.hidden = !queue.error;
+    var body = document.querySelector('#queue-workers tbody'); body.textContent = '';
+    queue.workers.forEach(function (w) {
+      var tr = el('tr');
+      tr.appendChild(el('td', w.worker)); tr.appendChild(el('td', w.running, 'num'));
+      var stale = w.heartbeatAt !== null && Date.now() + offset - w.heartbeatAt > 90000;
+      var td = el('td', w.heartbeatAt === null ? '-' : age(w.heartbeatAt) + ' ago' + (stale ? ' (stale)' : ''), 'num age');
+      td.dataset.at = w.heartbeatAt === null ? '' : String(w.heartbeatAt);
+      tr.appendChild(td); body.appendChild(tr);
+    });
+    document.getElementById('queue-none').hidden = queue.workers.length > 0;
+  }
+  function say(text) { state.textContent = text; }
+  function connect() {
+    es = new EventSource('events?since=' + version);
+    es.addEventListener('patch', function (e) {
+      var p = JSON.parse(e.data);
+      if (p.version <= version) return;
+      if (p.version !== version + 1) { location.reload(); return; }
+      var t = performance.now();
+      R.apply(p);
+      version = R.version = p.version;
+      R.updates.push({ version: version, ms: performance.now() - t, at: Date.now() });
+      document.body.dataset.version = String(version);
+      say('live: updated ' + new Date(p.generatedAt).toISOString().slice(11, 19) + ' UTC');
+    });
+    es.addEventListener('reload', function (e) { if (Number(e.data) !== version) location.reload(); });
+    es.addEventListener('queue', function (e) { queue = JSON.parse(e.data); offset = queue.at - Date.now(); drawQueue(); });
+    es.addEventListener('problem', function (e) { say('live: the last poll failed (' + JSON.parse(e.data).message + '); retrying'); });
+    es.onopen = function () { if (!/updated/.test(state.textContent)) say('live'); };
+    es.onerror = function () { say('live: disconnected, retrying'); es.close(); setTimeout(connect, 2000); };
+  }
+  drawQueue();
+  setInterval(function () {
+    Array.prototype.forEach.call(document.querySelectorAll('#queue-workers td.age'), function (td) { if (td.dataset.at) td.textContent = age(Number(td.dataset.at)) + ' ago' + (Date.now() + offset - Number(td.dataset.at) > 90000 ? ' (stale)' : ''); });
+  }, 1000);
+  document.body.dataset.version = String(version);
+  connect();
+})();
+`;
+
+/** What makes the report page a live dashboard page. */
+export interface LivePage {
+  /** The data's version: the events stream sends what came after it. */
+  version: number;
+  /** The queue as last read (src/report/watch.ts QueueData). */
+  queue: unknown;
+}
+
+const QUEUE_SECTION = `<p class="note">The trial queue (every sweep's) and the workers running a trial, by their latest heartbeat; a heartbeat older than 90 s means the worker is probably gone.</p>
+<div class="counts" id="queue-jobs"></div><p class="note" id="queue-error" hidden></p>
+<div class="table-wrap compact"><table id="queue-workers"><thead><tr><th>worker</th><th>running trials</th><th>heartbeat</th></tr></thead><tbody></tbody></table></div>
+<p class="note" id="queue-none" hidden>No worker is running a trial.</p>`;
 
 function section(id: string, title: string, body: string): string {
   return `<section id="${id}"><h2>${escapeHtml(title)}</h2>${body}</section>`;
 }
 
 /** The whole page. Pure: the chart library's source is passed in. */
-export function renderReport(data: ReportData, echartsSource: string): string {
+export function renderReport(data: ReportData, echartsSource: string, opts: { live?: LivePage } = {}): string {
+  const live = opts.live;
   const s = data.sweep;
   const generated = new Date(data.generatedAt).toISOString().replace('T', ' ').slice(0, 16);
   const body = [
+    ...(live ? [section('queue-section', 'Queue and workers', QUEUE_SECTION)] : []),
     section(
       'definition',
       'The sweep',
@@ -414,20 +594,20 @@ export function renderReport(data: ReportData, echartsSource: string): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<title>${escapeHtml(s.name)}: sweep report</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'${live ? "; connect-src 'self'" : ''}">
+<title>${escapeHtml(s.name)}: ${live ? 'sweep dashboard' : 'sweep report'}</title>
 <style>${STYLE}</style>
 </head>
 <body>
 <header><h1>${escapeHtml(s.name)}</h1>
-<div class="meta">${escapeHtml(s.method)} sweep, ${data.total} trial(s), ${escapeHtml(s.status)}; metric ${escapeHtml(data.metric.name)} (${data.metric.goal}); report made ${generated} UTC</div></header>
+<div class="meta">${escapeHtml(s.method)} sweep, ${data.total} trial(s), ${escapeHtml(s.status)}; metric ${escapeHtml(data.metric.name)} (${data.metric.goal}); ${live ? `<span id="live-state">live: data of ${generated} UTC</span>` : `report made ${generated} UTC`}</div></header>
 <main>
 ${body}
 </main>
 <script>${inlineScript(echartsSource)}</script>
 <script type="application/json" id="report-data">${scriptJson(data)}</script>
 <script>${inlineScript(PAGE_SCRIPT)}</script>
-</body>
+${live ? `<script type="application/json" id="live-data">${scriptJson(live)}</script>\n<script>${inlineScript(LIVE_SCRIPT)}</script>\n` : ''}</body>
 </html>
 `;
 }

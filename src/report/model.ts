@@ -285,7 +285,7 @@ export function iteration(phase: string, epoch: number, pretrain: number): numbe
   return phase === 'gru' ? pretrain + epoch + 1 : epoch + 1;
 }
 
-function byTrial(curves: readonly CurveInput[]): Map<string, CurveInput[]> {
+export function byTrial(curves: readonly CurveInput[]): Map<string, CurveInput[]> {
   const m = new Map<string, CurveInput[]>();
   for (const c of curves) {
     const list = m.get(c.trialId);
@@ -474,69 +474,123 @@ function captchaData(input: ReportInput, indexOf: Map<string, number>): ReportDa
   return { trial: indexOf.get(best.trialId) ?? null, items, note: items.length ? null : 'None of the validation images was found on this machine.' };
 }
 
-/** Everything the page shows, from the rows. Pure. */
-export function buildReport(input: ReportInput, secrets: readonly string[] = []): ReportData {
-  const { sweep, trials, now } = input;
-  const goal = sweep.metricGoal;
-  const names = sweptParams(sweep.spec, trials);
-  const axes = paramAxes(names, trials);
-  const top = new Set(rankTrials(trials, goal, TOP).map((t) => t.id));
-  const curvesOf = byTrial(input.curves);
-  const pretrain = pretrainSpan(trials, input.curves, sweep.spec);
-  const indexOf = new Map(trials.map((t) => [t.id, t.index]));
+/** What every trial's row and curves depend on beyond the trial itself. */
+export interface ReportContext {
+  names: string[];
+  top: Set<string>;
+  pretrain: number;
+  now: Date;
+}
 
-  const trialData: TrialData[] = trials.map((t) => {
-    const end = t.finishedAt ?? (t.status === 'running' ? now : null);
-    return {
-      id: t.id,
-      index: t.index,
-      status: t.status,
-      worker: t.worker,
-      attempts: t.attempts,
-      seed: t.seed,
-      params: Object.fromEntries(names.map((n) => [n, paramValue(valueAt(t.params, n))])),
-      best: t.bestMetric !== null && Number.isFinite(t.bestMetric) ? t.bestMetric : null,
-      epochs: epochCounts(curvesOf.get(t.id) ?? []),
-      startedAt: t.startedAt?.getTime() ?? null,
-      finishedAt: t.finishedAt?.getTime() ?? null,
-      durationSeconds: t.startedAt && end ? Math.max(0, (end.getTime() - t.startedAt.getTime()) / 1000) : null,
-      top: top.has(t.id),
-      reason: t.error ? firstLine(t.error) : null,
-    };
-  });
+export function reportContext(input: ReportInput): ReportContext {
+  const { sweep, trials } = input;
+  return {
+    names: sweptParams(sweep.spec, trials),
+    top: new Set(rankTrials(trials, sweep.metricGoal, TOP).map((t) => t.id)),
+    pretrain: pretrainSpan(trials, input.curves, sweep.spec),
+    now: input.now,
+  };
+}
 
-  const series: CurveSeries[] = [];
+/** A trial's table row. `curves`: its own. */
+export function trialData(t: TrialInput, curves: readonly CurveInput[], ctx: ReportContext): TrialData {
+  const end = t.finishedAt ?? (t.status === 'running' ? ctx.now : null);
+  return {
+    id: t.id,
+    index: t.index,
+    status: t.status,
+    worker: t.worker,
+    attempts: t.attempts,
+    seed: t.seed,
+    params: Object.fromEntries(ctx.names.map((n) => [n, paramValue(valueAt(t.params, n))])),
+    best: t.bestMetric !== null && Number.isFinite(t.bestMetric) ? t.bestMetric : null,
+    epochs: epochCounts(curves),
+    startedAt: t.startedAt?.getTime() ?? null,
+    finishedAt: t.finishedAt?.getTime() ?? null,
+    durationSeconds: t.startedAt && end ? Math.max(0, (end.getTime() - t.startedAt.getTime()) / 1000) : null,
+    top: ctx.top.has(t.id),
+    reason: t.error ? firstLine(t.error) : null,
+  };
+}
+
+/** A trial's learning curves, or null before its first epoch. `curves`: its own. */
+export function curveSeries(t: TrialInput, curves: readonly CurveInput[], ctx: ReportContext): CurveSeries | null {
+  const acc = points(curves, 'val_seq_acc', ctx.pretrain);
+  const loss = points(curves, 'val_loss', ctx.pretrain);
+  if (acc.length === 0 && loss.length === 0) return null;
+  const last = Math.max(acc.at(-1)?.[0] ?? 0, loss.at(-1)?.[0] ?? 0);
+  return { index: t.index, id: t.id, status: t.status, top: ctx.top.has(t.id), acc, loss, stoppedAt: t.status === 'stopped' ? last : null };
+}
+
+/** The GRU epochs any trial stored. */
+export function gruSpan(curves: readonly CurveInput[]): number {
   let gru = 0;
-  for (const t of trials) {
-    const cs = curvesOf.get(t.id) ?? [];
-    const acc = points(cs, 'val_seq_acc', pretrain);
-    const loss = points(cs, 'val_loss', pretrain);
-    for (const c of cs) if (c.phase === 'gru' && c.epochs.length) gru = Math.max(gru, Math.max(...c.epochs) + 1);
-    if (acc.length === 0 && loss.length === 0) continue;
-    const last = Math.max(acc.at(-1)?.[0] ?? 0, loss.at(-1)?.[0] ?? 0);
-    series.push({ index: t.index, id: t.id, status: t.status, top: top.has(t.id), acc, loss, stoppedAt: t.status === 'stopped' ? last : null });
-  }
+  for (const c of curves) if (c.phase === 'gru' && c.epochs.length) gru = Math.max(gru, Math.max(...c.epochs) + 1);
+  return gru;
+}
 
-  const length = input.readings[0]?.labels[0]?.length ?? 0;
-  const data: ReportData = {
-    generatedAt: now.getTime(),
-    sweep: { id: sweep.id, name: sweep.name, method: sweep.method, status: sweep.status, createdAt: sweep.createdAt.getTime(), specText: sweep.specText },
-    metric: { name: sweep.metricName, goal },
+/** The parts of the page that are about every trial at once: cheap to rebuild whole. */
+export interface SummaryParts extends Pick<ReportData, 'counts' | 'total' | 'timeline' | 'failures'> {
+  curves: Omit<ReportData['curves'], 'series'>;
+}
+
+export function summaryParts(input: ReportInput, ctx: ReportContext): SummaryParts {
+  const { trials } = input;
+  const gru = gruSpan(input.curves);
+  return {
     counts: countStatuses(trials),
     total: trials.length,
-    axes,
-    trials: trialData,
-    curves: { boundary: pretrain > 0 && gru > 0 ? pretrain + 0.5 : null, pretrain, gru, series },
-    timeline: timeline(trials, now),
-    positions: {
-      length,
-      series: input.readings.map((r) => ({ index: indexOf.get(r.trialId) ?? -1, id: r.trialId, acc: positionAccuracy(r.labels, r.readings, length) })),
-    },
+    timeline: timeline(trials, ctx.now),
     failures: trials
       .filter((t) => t.status === 'failed' || t.status === 'diverged')
       .map((t) => ({ index: t.index, id: t.id, status: t.status, worker: t.worker, attempts: t.attempts, error: t.error ?? '(no reason stored)' })),
+    curves: { boundary: ctx.pretrain > 0 && gru > 0 ? ctx.pretrain + 0.5 : null, pretrain: ctx.pretrain, gru },
+  };
+}
+
+/** Accuracy by position of the best trials' readings. */
+export function positionsData(input: ReportInput): ReportData['positions'] {
+  const indexOf = new Map(input.trials.map((t) => [t.id, t.index]));
+  const length = input.readings[0]?.labels[0]?.length ?? 0;
+  return {
+    length,
+    series: input.readings.map((r) => ({ index: indexOf.get(r.trialId) ?? -1, id: r.trialId, acc: positionAccuracy(r.labels, r.readings, length) })),
+  };
+}
+
+/** The ensembles and the CAPTCHA strip. */
+export function extrasData(input: ReportInput): Pick<ReportData, 'ensembles' | 'captchas' | 'positions'> {
+  const indexOf = new Map(input.trials.map((t) => [t.id, t.index]));
+  return {
+    positions: positionsData(input),
     ensembles: input.ensembles.map((e) => ensembleData(e, (id) => indexOf.get(id))),
     captchas: captchaData(input, indexOf),
+  };
+}
+
+/** Everything the page shows, from the rows. Pure. */
+export function buildReport(input: ReportInput, secrets: readonly string[] = []): ReportData {
+  const { sweep, trials, now } = input;
+  const ctx = reportContext(input);
+  const curvesOf = byTrial(input.curves);
+  const series: CurveSeries[] = [];
+  for (const t of trials) {
+    const s = curveSeries(t, curvesOf.get(t.id) ?? [], ctx);
+    if (s) series.push(s);
+  }
+  const summary = summaryParts(input, ctx);
+  const data: ReportData = {
+    generatedAt: now.getTime(),
+    sweep: { id: sweep.id, name: sweep.name, method: sweep.method, status: sweep.status, createdAt: sweep.createdAt.getTime(), specText: sweep.specText },
+    metric: { name: sweep.metricName, goal: sweep.metricGoal },
+    counts: summary.counts,
+    total: summary.total,
+    axes: paramAxes(ctx.names, trials),
+    trials: trials.map((t) => trialData(t, curvesOf.get(t.id) ?? [], ctx)),
+    curves: { ...summary.curves, series },
+    timeline: summary.timeline,
+    failures: summary.failures,
+    ...extrasData(input),
   };
   return redact(data, secrets);
 }

@@ -102,7 +102,7 @@ describe('sweep report', () => {
     const curves = byKind('curves');
     expect(curves).toHaveLength(2);
     for (const c of curves) {
-      const lines = c.series.filter((s) => s.id?.startsWith('trial-')).length + c.series.find((s) => s.id === 'others')!.n;
+      const lines = c.series.filter((s) => s.id?.startsWith('trial-')).length + c.series.filter((s) => s.id === 'others' || s.id === 'running').reduce((n, s) => n + s.n, 0);
       expect(lines).toBe(TRIALS);
     }
     expect(byKind('positions')[0].series).toHaveLength(TRIALS);
