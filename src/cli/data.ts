@@ -1,13 +1,14 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_LABEL_SPEC, parseCharset } from '../data/charset.ts';
-import { generateDataset, LETTER_CASES, STYLES, type CaptchaStyle, type GenerateProgress, type LetterCase } from '../data/generate/index.ts';
+import { generateDataset, parseFonts, FONT_NAMES, LETTER_CASES, STYLES, type CaptchaStyle, type GenerateProgress, type LetterCase } from '../data/generate/index.ts';
 import { DEFAULT_IMAGE_SIZE } from '../train/geometry.ts';
 import { UserError } from '../util/errors.ts';
 
 interface GenerateArgs {
   style: CaptchaStyle;
   case: LetterCase;
+  fonts: string;
   count: number;
   seed: number;
   out: string;
@@ -56,6 +57,7 @@ const generate: CommandModule<object, GenerateArgs> = {
       .option('height', { type: 'number', default: DEFAULT_IMAGE_SIZE.height, describe: 'Image height in pixels (drawn at 60x200, then scaled)' })
       .option('width', { type: 'number', default: DEFAULT_IMAGE_SIZE.width, describe: 'Image width in pixels' })
       .option('case', { choices: LETTER_CASES, default: 'lower' as LetterCase, describe: 'How letters are drawn: lower (as labelled), upper (capitals), mixed (each letter either); labels stay as they are' })
+      .option('fonts', { type: 'string', default: 'style', describe: `Fonts glyphs are drawn in: style (the style's own), all, or a list such as serif,mono,noto-serif (known: ${FONT_NAMES.join(', ')})` })
       .option('force', { type: 'boolean', default: false, describe: 'Replace a dataset already in --out' })
       .option('json', { type: 'boolean', default: false, describe: 'Print a JSON summary on stdout' })
       .example('$0 data generate --style railway --count 5000 --seed 1 --out data/train', '') as unknown as Argv<GenerateArgs>,
@@ -65,6 +67,12 @@ const generate: CommandModule<object, GenerateArgs> = {
       charset = parseCharset(args.charset);
     } catch (err) {
       throw new UserError(`--charset: ${(err as Error).message}`);
+    }
+    let fonts: ReturnType<typeof parseFonts>;
+    try {
+      fonts = parseFonts(args.fonts);
+    } catch (err) {
+      throw new UserError(`--fonts: ${(err as Error).message}`);
     }
     for (const [name, v] of [['count', args.count], ['seed', args.seed], ['start', args.start], ['length', args.length], ['height', args.height], ['width', args.width]] as const) {
       if (!Number.isSafeInteger(v)) throw new UserError(`--${name} must be an integer, got ${v}`);
@@ -84,6 +92,7 @@ const generate: CommandModule<object, GenerateArgs> = {
         spec: { charset, length: args.length },
         size: { height: args.height, width: args.width },
         letterCase: args.case,
+        fonts,
         force: args.force,
         signal: abort.signal,
         onProgress: (p) => {
@@ -102,6 +111,8 @@ const generate: CommandModule<object, GenerateArgs> = {
           width: args.width,
           length: args.length,
           charset,
+          case: args.case,
+          fonts: fonts ?? 'style',
           images_per_s: Math.round((result.count / result.seconds) * 10) / 10,
           seconds: Math.round(result.seconds * 1000) / 1000,
         };

@@ -29,6 +29,7 @@ import path from 'node:path';
 import { encodeLabel } from './charset.ts';
 import type { Dataset } from './dataset.ts';
 import { defaultDecodeThreads, sharedDecodePool, type DecodeJob, type DecodePool } from './decode-pool.ts';
+import type { AugmentSpec } from './augment.ts';
 import { decodeInto, type Decoder } from './decoders.ts';
 import { CHANNELS } from './pixels.ts';
 import { Rng } from '../util/rng.ts';
@@ -70,6 +71,11 @@ export interface BatchOptions {
    * in-process: on libuv's threadpool, with the copy out and float conversion on the main thread.
    */
   threads?: number;
+  /**
+   * Augment every image (training), drawn per (seed, epoch, item) (augment.ts): the same
+   * pixels whatever the thread count, batch size or resume point. Canvas decoder only.
+   */
+  augment?: AugmentSpec | null;
 }
 
 /** The order of `count` items in an epoch: a pure function of (seed, epoch). */
@@ -193,15 +199,20 @@ export class BatchStream implements AsyncIterable<Batch> {
     const y = slot.y.subarray(0, n * L);
     indices.forEach((item, j) => y.set(this.labels.subarray(item * L, (item + 1) * L), j * L));
     const size = { width: ds.width, height: ds.height };
+    const augment = this.opts.augment ? { spec: this.opts.augment, seed: this.seed, epoch: this.epoch } : undefined;
     if (this.pool) {
       const jobs: DecodeJob[] = Array.from(indices, (item, j) => {
         const file = path.join(ds.dir, ds.items[item].file);
-        return { path: file, bytes: ds.cache?.get(file), offset: j * imageSize };
+        return { path: file, bytes: ds.cache?.get(file), offset: j * imageSize, item };
       });
-      await this.pool.decode(jobs, slot.x, size);
+      await this.pool.decode(jobs, slot.x, size, augment);
     } else {
       const decodeOpts = { ...size, cache: ds.cache, decoder: this.opts.decoder };
-      await Promise.all(Array.from(indices, (item, j) => decodeInto(path.join(ds.dir, ds.items[item].file), x, j * imageSize, decodeOpts)));
+      await Promise.all(
+        Array.from(indices, (item, j) =>
+          decodeInto(path.join(ds.dir, ds.items[item].file), x, j * imageSize, augment ? { ...decodeOpts, augment: { request: augment, item } } : decodeOpts),
+        ),
+      );
     }
     return { x, y, n, indices, batch: k, epoch: this.epoch, height: ds.height, width: ds.width };
   }

@@ -6,6 +6,7 @@ import os from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { UserError } from '../util/errors.ts';
 import { nodeWorker } from '../util/node-script.ts';
+import type { AugmentRequest } from './augment.ts';
 import type { CloseRequest, DecodeJob, DecodeReply, DecodeRequest } from './decode-worker.ts';
 import { CHANNELS } from './pixels.ts';
 
@@ -55,9 +56,10 @@ export class DecodePool {
 
   /**
    * Decodes each job's image into `out` (backed by a SharedArrayBuffer) at its offset, as
-   * float32 RGB value / 255. A bad file rejects with a UserError naming it.
+   * float32 RGB value / 255. A bad file rejects with a UserError naming it. With `augment`,
+   * each image is augmented (augment.ts) from its job's `item` first.
    */
-  decode(jobs: DecodeJob[], out: Float32Array, size: { width: number; height: number }): Promise<void> {
+  decode(jobs: DecodeJob[], out: Float32Array, size: { width: number; height: number }, augment?: AugmentRequest): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new Error('the decode pool is closed'));
     if (!(out.buffer instanceof SharedArrayBuffer) || out.byteOffset !== 0) {
@@ -81,7 +83,7 @@ export class DecodePool {
           this.waiting.set(id, { resolve, reject, jobs: chunk });
           worker.ref(); // awaited work keeps the process alive
           const buffer = out.buffer as SharedArrayBuffer;
-          worker.postMessage({ type: 'decode', id, buffer, width: size.width, height: size.height, jobs: chunk } satisfies DecodeRequest);
+          worker.postMessage({ type: 'decode', id, buffer, width: size.width, height: size.height, jobs: chunk, augment } satisfies DecodeRequest);
         }),
       );
     }

@@ -12,6 +12,7 @@ import vm from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import { Image, createCanvas, type SKRSContext2D } from '@napi-rs/canvas';
 import { firstLine } from '../util/errors.ts';
+import { augmentRgba, type AugmentRequest } from './augment.ts';
 import { rgbaToUnit } from './pixels.ts';
 
 export interface DecodeJob {
@@ -20,6 +21,8 @@ export interface DecodeJob {
   bytes?: Uint8Array;
   /** Where its floats start in the output. */
   offset: number;
+  /** Its position in the dataset: what its augmentation is drawn from (augment.ts). */
+  item?: number;
 }
 
 /** Decode these jobs' images, each `width` x `height`, into `buffer` (float32) at their offsets. */
@@ -30,6 +33,8 @@ export interface DecodeRequest {
   width: number;
   height: number;
   jobs: DecodeJob[];
+  /** Augment every image (training batches); each job then carries its `item`. */
+  augment?: AugmentRequest;
 }
 
 /** Collect garbage, answer `closed`, and expect to be terminated. */
@@ -92,7 +97,7 @@ function context(width: number, height: number): SKRSContext2D {
 }
 
 /** Decodes one job into `out`; returns what is wrong with its file, or null. */
-function decode(job: DecodeJob, out: Float32Array, width: number, height: number): string | null {
+function decode(job: DecodeJob, out: Float32Array, width: number, height: number, augment?: AugmentRequest): string | null {
   let bytes = job.bytes;
   if (!bytes) {
     try {
@@ -110,7 +115,9 @@ function decode(job: DecodeJob, out: Float32Array, width: number, height: number
   const ctx = context(w, h);
   ctx.clearRect(0, 0, w, h); // never leave the previous image if this one draws nothing
   ctx.drawImage(img, 0, 0);
-  rgbaToUnit(ctx.getImageData(0, 0, w, h).data, out, job.offset, w * h);
+  let rgba: Uint8Array | Uint8ClampedArray = ctx.getImageData(0, 0, w, h).data;
+  if (augment) rgba = augmentRgba(rgba, w, h, augment, job.item ?? 0, ctx);
+  rgbaToUnit(rgba, out, job.offset, w * h);
   return null;
 }
 
@@ -131,7 +138,7 @@ port.on('message', (m: DecodeRequest | CloseRequest) => {
   for (let i = 0; i < m.jobs.length; i++) {
     let problem: string | null;
     try {
-      problem = decode(m.jobs[i], out, m.width, m.height);
+      problem = decode(m.jobs[i], out, m.width, m.height, m.augment);
     } catch (e) {
       problem = `cannot be decoded (${firstLine(e)})`;
     }

@@ -23,6 +23,7 @@ import { readFile } from 'node:fs/promises';
 import { Image, createCanvas, type Canvas, type SKRSContext2D } from '@napi-rs/canvas';
 import sharp from 'sharp';
 import { firstLine, UserError } from '../util/errors.ts';
+import { augmentRgba, type AugmentRequest } from './augment.ts';
 import type { ByteCache } from './byte-cache.ts';
 import { bytesToUnit, CHANNELS, packedToUnit, rgbaToUnit } from './pixels.ts';
 
@@ -35,6 +36,8 @@ export interface DecodeOptions {
   /** Where to get the bytes of a path from; without it the file is read each time. */
   cache?: ByteCache | null;
   decoder?: Decoder;
+  /** Augment the image (canvas decoder only), drawn from `item` (augment.ts). */
+  augment?: { request: AugmentRequest; item: number };
 }
 
 /**
@@ -74,9 +77,12 @@ export async function decodeInto(
     const ctx = scratchContext(width, height);
     ctx.clearRect(0, 0, width, height); // never leave the previous image if this one draws nothing
     ctx.drawImage(img, 0, 0);
-    rgbaToUnit(ctx.getImageData(0, 0, width, height).data, out, offset, width * height);
+    let rgba: Uint8Array | Uint8ClampedArray = ctx.getImageData(0, 0, width, height).data;
+    if (opts.augment) rgba = augmentRgba(rgba, width, height, opts.augment.request, opts.augment.item, ctx);
+    rgbaToUnit(rgba, out, offset, width * height);
     return { width, height };
   }
+  if (opts.augment) throw new RangeError('augmentation needs the canvas decoder');
   let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     raw = await sharp(bytes, { ignoreIcc: true })

@@ -351,6 +351,29 @@ const EarlyTerminateSchema = z.preprocess(
 // ---------------------------------------------------------------------------------------------
 // The train block.
 
+/** The generator's font names (data/generate/fonts.ts FONT_NAMES; a test keeps the two equal). */
+export const GENERATOR_FONTS = ['serif', 'mono', 'sans', 'noto-serif', 'open-sans', 'plex-mono', 'roboto-slab'] as const;
+
+const FONTS_EXPECTED = `all, or a list of fonts from: ${GENERATOR_FONTS.join(', ')}`;
+/** `all` or a non-empty list of known font names, each problem told with its place. */
+const FontsSchema = z.preprocess(
+  (raw, ctx) => {
+    if (raw === 'all') return raw;
+    if (!Array.isArray(raw) || raw.length === 0) {
+      ctx.addIssue({ code: 'custom', input: raw, message: `expected ${FONTS_EXPECTED}; got ${describeValue(raw)}` });
+      return raw;
+    }
+    raw.forEach((name, i) => {
+      if (typeof name !== 'string' || !(GENERATOR_FONTS as readonly string[]).includes(name)) {
+        const near = typeof name === 'string' ? didYouMean(name, GENERATOR_FONTS) : '';
+        ctx.addIssue({ code: 'custom', path: [i], input: name, message: `unknown font ${typeof name === 'string' ? JSON.stringify(name) : describeValue(name)}${near || ';'} Known: ${GENERATOR_FONTS.join(', ')}` });
+      }
+    });
+    return raw;
+  },
+  z.union([z.literal('all'), z.array(z.enum(GENERATOR_FONTS)).min(1)]),
+);
+
 export const GenerateSchema = mapping(
   {
     style: z.enum(['railway', 'hard']),
@@ -358,6 +381,8 @@ export const GenerateSchema = mapping(
     seed: int.default(0),
     /** How letters are drawn: lower (as labelled), upper, or mixed; labels stay as they are. */
     case: z.enum(['lower', 'upper', 'mixed']).optional(),
+    /** Fonts to draw in instead of the style's own: `all`, or a list (data/generate/fonts.ts's names). */
+    fonts: FontsSchema.optional(),
   },
   'for generated CAPTCHAs',
 );

@@ -53,7 +53,26 @@ export const TRAINER_PARAMS = {
   micro_batch: { integer: true, min: 0, default: 0, expected: 'an integer >= 0 (0 = auto)', doc: 'images per forward/backward pass; gradients accumulate up to batch_size' },
   val_fraction: { min: 0, minExclusive: true, max: 1, maxExclusive: true, default: 0.1, expected: 'a number in (0, 1)', doc: 'share held out for validation when no val set is given' },
   seed: { integer: true, default: 0, expected: 'an integer', doc: 'trial seed (weights init, data order, dropout)' },
+  // Augmentation of training images (data/augment.ts), drawn per (seed, phase, epoch, image); 0 = off.
+  aug_rotate: { min: 0, max: 45, default: 0, expected: 'a number of degrees in [0, 45]', doc: 'augmentation: rotation, uniform in +-aug_rotate degrees', omitAtDefault: true },
+  aug_shear: { min: 0, max: 1, default: 0, expected: 'a number in [0, 1]', doc: 'augmentation: horizontal shear factor, uniform in +-aug_shear', omitAtDefault: true },
+  aug_scale: { min: 0, max: 0.5, default: 0, expected: 'a number in [0, 0.5]', doc: 'augmentation: scale, uniform in 1 +- aug_scale', omitAtDefault: true },
+  aug_shift: { min: 0, max: 50, default: 0, expected: 'a number of pixels in [0, 50]', doc: 'augmentation: shift, uniform in +-aug_shift pixels across and down', omitAtDefault: true },
+  aug_contrast: { min: 0, max: 1, maxExclusive: true, default: 0, expected: 'a number in [0, 1)', doc: 'augmentation: contrast factor 1 +- aug_contrast and brightness +- aug_contrast/4 of full scale', omitAtDefault: true },
+  aug_color: { min: 0, max: 1, maxExclusive: true, default: 0, expected: 'a number in [0, 1)', doc: 'augmentation: a gain of 1 +- aug_color per colour channel', omitAtDefault: true },
+  aug_noise: { min: 0, max: 0.5, default: 0, expected: 'a number in [0, 0.5]', doc: 'augmentation: Gaussian noise, standard deviation up to aug_noise of full scale (uniform per image)', omitAtDefault: true },
+  aug_jpeg: { min: 0, max: 1, default: 0, expected: 'a probability in [0, 1]', doc: 'augmentation: share of images re-encoded as JPEG at a quality from 30 to 90', omitAtDefault: true },
 } as const satisfies Record<string, TrainerParam>;
+
+/** The augmentation hyperparameters, in the order data/augment.ts draws them. */
+export const AUGMENT_PARAMS = ['aug_rotate', 'aug_shear', 'aug_scale', 'aug_shift', 'aug_contrast', 'aug_color', 'aug_noise', 'aug_jpeg'] as const;
+export type AugmentSpec = Record<(typeof AUGMENT_PARAMS)[number], number>;
+
+/** The trial's augmentation, or null when every augmentation parameter is 0 (off). */
+export function augmentSpec(params: Partial<Record<string, unknown>>): AugmentSpec | null {
+  const spec = Object.fromEntries(AUGMENT_PARAMS.map((k) => [k, Number(params[k] ?? 0)])) as AugmentSpec;
+  return AUGMENT_PARAMS.some((k) => spec[k] !== 0) ? spec : null;
+}
 
 export type TrainerParamName = keyof typeof TRAINER_PARAMS;
 

@@ -2,7 +2,7 @@
  * The trainer's data shapes, shared by the training loop (trainer.ts), its checkpoints
  * (checkpoint.ts) and its outputs (outputs.ts). trainer.ts re-exports the public ones.
  */
-import type { TrainParams } from './params.ts';
+import type { AugmentSpec, TrainParams } from './params.ts';
 
 export type Phase = 'pretrain' | 'gru';
 
@@ -18,7 +18,8 @@ export interface TrainBatch {
 export interface TrainSet {
   readonly size: number;
   /** One epoch of batches; when shuffled, the order is a pure function of (seed, epoch). */
-  batches(o: { batchSize: number; shuffle: boolean; seed: number; epoch: number; dropRemainder?: boolean }): AsyncIterable<TrainBatch>;
+  /** With `augment`, every image is augmented as a pure function of (seed, epoch, its position in the set). */
+  batches(o: { batchSize: number; shuffle: boolean; seed: number; epoch: number; dropRemainder?: boolean; augment?: AugmentSpec | null }): AsyncIterable<TrainBatch>;
   /** Per-item file names and labels, in unshuffled order (saved with predictions). */
   readonly files: readonly string[];
   readonly labels: readonly string[];

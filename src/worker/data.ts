@@ -15,12 +15,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sweepHome, type Env } from '../infra/env.ts';
 import { isAlive, readLock, releaseLock, tryAcquire } from '../infra/lockfile.ts';
 import type { DataPlan, DataSource } from '../sweep/data-plan.ts';
-import type { GenerateSpec } from '../sweep/schema.ts';
+import { GENERATOR_FONTS, type GenerateSpec } from '../sweep/schema.ts';
 import { DEFAULT_SHAPE, type DataShape } from '../train/shape.ts';
 
 export function generatedDir(g: GenerateSpec, shape: DataShape = DEFAULT_SHAPE, env: Env = process.env): string {
   // The default look and shape keep the names datasets had before either existed.
-  const look = g.case && g.case !== 'lower' ? `-${g.case}` : '';
+  const look = (g.case && g.case !== 'lower' ? `-${g.case}` : '') + (g.fonts ? `-fonts-${generatorFonts(g)!.join('+')}` : '');
   return path.join(sweepHome(env), 'data', `${g.style}-${g.count}-s${g.seed}${look}${shapeSuffix(shape)}`);
 }
 
@@ -44,6 +44,11 @@ function charsetTag(charset: string): string {
     i = j + 1;
   }
   return out;
+}
+
+/** The fonts a generate block names, `all` spelled out (so a font added later makes a new directory); undefined for the style's own. */
+export function generatorFonts(g: GenerateSpec): Array<(typeof GENERATOR_FONTS)[number]> | undefined {
+  return g.fonts === 'all' ? [...GENERATOR_FONTS] : g.fonts;
 }
 
 /** Directories of the plan that do not exist on this machine (launch warns about them). */
@@ -91,7 +96,7 @@ export async function materialize(
       // Loaded here: drawing loads the canvas library, which nothing else of this module needs.
       const { generateDataset } = await import('../data/generate/index.ts');
       const size = { height: shape.height, width: shape.width };
-      const r = await generateDataset({ style: g.style, count: g.count, seed: g.seed, letterCase: g.case, spec: shape.label, size, out: tmp, signal: opts.signal });
+      const r = await generateDataset({ style: g.style, count: g.count, seed: g.seed, letterCase: g.case, fonts: generatorFonts(g), spec: shape.label, size, out: tmp, signal: opts.signal });
       renameSync(tmp, dir);
       opts.log?.(`generated ${g.count} images in ${r.seconds.toFixed(1)}s`);
     } finally {

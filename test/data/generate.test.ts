@@ -7,15 +7,20 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { DEFAULT_LABEL_SPEC, labelProblem, type LabelSpec } from '../../src/data/charset.ts';
+import { GlobalFonts } from '@napi-rs/canvas';
 import {
+  FONT_NAMES,
   generateDataset,
   HEIGHT,
+  imageLook,
   imageRng,
+  parseFonts,
   renderCaptcha,
   WIDTH,
   type CaptchaStyle,
 } from '../../src/data/generate/index.ts';
 import { deflateRaw, encodePngRgb } from '../../src/data/generate/png.ts';
+import { ensureFonts, FONTS, type FontName } from '../../src/data/generate/fonts.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'sweep-generate-test-'));
@@ -41,7 +46,7 @@ function readLabels(dir: string): Array<{ file: string; label: string }> {
   });
 }
 
-async function generate(style: CaptchaStyle, count: number, seed: number, extra: { start?: number; spec?: LabelSpec; letterCase?: 'lower' | 'upper' | 'mixed' } = {}) {
+async function generate(style: CaptchaStyle, count: number, seed: number, extra: { start?: number; spec?: LabelSpec; letterCase?: 'lower' | 'upper' | 'mixed'; fonts?: FontName[] } = {}) {
   const out = freshDir();
   await generateDataset({ style, count, seed, out, ...extra });
   return out;
@@ -120,6 +125,56 @@ describe.each(['railway', 'hard'] as const)('%s style, letter case', (style) => 
     expect(shown).toMatch(/[A-Z]/);
     expect(shown).toMatch(/[a-z]/);
     expect(shownText('a1b2', { letterCase: 'upper' })).toBe('A1B2');
+  });
+});
+
+describe('fonts', () => {
+  it('registers every bundled font, and each draws glyphs of its own', () => {
+    const aliases = ensureFonts();
+    expect(Object.keys(aliases).sort()).toEqual([...FONT_NAMES].sort());
+    for (const name of FONT_NAMES) expect(GlobalFonts.has(FONTS[name].alias), name).toBe(true);
+    // The same image drawn in each font alone: seven different images.
+    const drawn = FONT_NAMES.map((f) => sha256(renderCaptcha('railway', imageRng(3, 0), DEFAULT_LABEL_SPEC, imageLook('lower', 3, 0, undefined, [f])).image));
+    expect(new Set(drawn).size).toBe(FONT_NAMES.length);
+  });
+
+  it.each(['railway', 'hard'] as const)('%s: the style\'s own fonts by default; other fonts keep the labels and repeat for the same seed', async (style) => {
+    const plain = await generate(style, 4, 9);
+    const all = await generate(style, 4, 9, { fonts: [...FONT_NAMES] });
+    const allAgain = await generate(style, 4, 9, { fonts: [...FONT_NAMES] });
+    const own = await generate(style, 4, 9, { fonts: style === 'railway' ? ['serif', 'mono'] : ['serif', 'mono', 'sans'] });
+    expect(hashes(own)).toEqual(hashes(plain));
+    expect(hashes(allAgain)).toEqual(hashes(all));
+    expect(readLabels(all)).toEqual(readLabels(plain));
+    const [hp, ha] = [hashes(plain), hashes(all)];
+    expect(Object.keys(ha).filter((f) => f !== 'labels.csv' && ha[f] !== hp[f]).length).toBeGreaterThan(0);
+  });
+
+  it('a sweep file names the same fonts; a generated directory is named by its fonts, the default as before', async () => {
+    const { GENERATOR_FONTS } = await import('../../src/sweep/schema.ts');
+    const { generatedDir } = await import('../../src/worker/data.ts');
+    expect([...GENERATOR_FONTS]).toEqual(FONT_NAMES);
+    const env = { SWEEP_HOME: '/h' };
+    expect(generatedDir({ style: 'railway', count: 5, seed: 1 }, undefined, env)).toBe('/h/data/railway-5-s1');
+    expect(generatedDir({ style: 'railway', count: 5, seed: 1, case: 'mixed', fonts: ['serif', 'open-sans'] }, undefined, env)).toBe('/h/data/railway-5-s1-mixed-fonts-serif+open-sans');
+    expect(generatedDir({ style: 'railway', count: 5, seed: 1, fonts: 'all' }, undefined, env)).toBe(`/h/data/railway-5-s1-fonts-${FONT_NAMES.join('+')}`);
+  });
+
+  it.each([
+    ['style', undefined],
+    ['all', [...FONT_NAMES]],
+    ['serif,open-sans', ['serif', 'open-sans']],
+    [' mono , plex-mono ', ['mono', 'plex-mono']],
+  ])('parses --fonts %j', (text, want) => {
+    expect(parseFonts(text)).toEqual(want);
+  });
+
+  it.each([
+    ['times', /unknown font "times"; expected style, all, or a comma-separated list of: serif, mono/],
+    ['serif,,mono', /unknown font ""/],
+    ['serif,serif', /names a font twice/],
+  ])('refuses --fonts %j', (text, message) => {
+    expect(() => parseFonts(text)).toThrow(message);
   });
 });
 
@@ -226,6 +281,7 @@ describe('sweep data generate', () => {
       ['--style', 'hard', '--count', '2', '--length', '0'],
       ['--style', 'hard', '--count', '2', '--height', '4'],
       ['--style', 'railway', '--count', '2', '--width', '160.5'],
+      ['--style', 'railway', '--count', '2', '--fonts', 'comic-sans'],
     ]) {
       const r = await run(['data', 'generate', '--out', out, ...bad]);
       expect(r.code, bad.join(' ')).toBe(2);

@@ -130,6 +130,14 @@ describe('valid files', () => {
       width: 1,
       freeze_epochs: 0,
       val_fraction: 0.1,
+      aug_rotate: 0,
+      aug_shear: 0,
+      aug_scale: 0,
+      aug_shift: 0,
+      aug_contrast: 0,
+      aug_color: 0,
+      aug_noise: 0,
+      aug_jpeg: 0,
     });
   });
 
@@ -149,6 +157,9 @@ describe('valid files', () => {
     );
     expect(spec.train.generate).toEqual({ style: 'hard', count: 100, seed: 0 });
     expect(spec.train.val).toBe('data/val');
+    const fonts = (f: string) => parseSweep(lines('method: grid', 'parameters: {lr: {values: [0.001]}}', 'train:', `  generate: {style: railway, count: 9, fonts: ${f}}`), FILE).train.generate?.fonts;
+    expect(fonts('all')).toBe('all');
+    expect(fonts('[serif, open-sans]')).toEqual(['serif', 'open-sans']);
     expect(spec.train.test).toEqual({ style: 'hard', count: 50, seed: 9 });
     expect(spec.train.val_fraction).toBeUndefined();
     expect(spec.train.width).toBe(0.5);
@@ -477,7 +488,7 @@ describe('parameter names the trainer does not know', () => {
     const all = forTrainer(lines('method: grid', 'parameters:', '  dropuot: {values: [0.1, 0.3]}', '  kernel_size: {values: [3]}'));
     expect(all).toHaveLength(1);
     expect(all[0]).toMatchObject({ file: FILE, path: 'parameters.dropuot', line: 3, column: 3 });
-    expect(all[0].message).toMatch(/^unknown parameter `dropuot`; did you mean `dropout`\? The trainer takes: kernel_size, kernel_width, .*, seed; /);
+    expect(all[0].message).toMatch(/^unknown parameter `dropuot`; did you mean `dropout`\? The trainer takes: kernel_size, kernel_width, .*, seed, aug_rotate, .*, aug_jpeg; /);
     expect(all[0].message).toContain('a value kept for the sweep\'s own bookkeeping goes under a name starting with x_');
   });
 
@@ -545,7 +556,10 @@ describe('rules that had no case of their own', () => {
     ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  val: {style: railway, count: 0}\n', 'train.val.count', 4, 'must be >= 1, got 0'],
     ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  val: 3\n', 'train.val', 4, 'expected a string or a mapping, got 3'],
     ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: rail, count: 1}\n', 'train.generate.style', 4, 'expected one of railway, hard, got the string "rail"'],
-    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: railway, count: 1, seeed: 2}\n', 'train.generate.seeed', 4, 'unknown key `seeed`; did you mean `seed`? Allowed here: style, count, seed, case (for generated CAPTCHAs)'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: railway, count: 1, seeed: 2}\n', 'train.generate.seeed', 4, 'unknown key `seeed`; did you mean `seed`? Allowed here: style, count, seed, case, fonts (for generated CAPTCHAs)'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: railway, count: 1, fonts: [serif, times, sams]}\n', 'train.generate.fonts[1]', 4, 'unknown font "times"; Known: serif, mono, sans, noto-serif, open-sans, plex-mono, roboto-slab'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: railway, count: 1, fonts: [serif, times, sams]}\n', 'train.generate.fonts[2]', 4, 'unknown font "sams"; did you mean `sans`? Known: serif, mono, sans, noto-serif, open-sans, plex-mono, roboto-slab'],
+    ['method: grid\nparameters: {a: {values: [1]}}\ntrain:\n  generate: {style: railway, count: 1, fonts: []}\n', 'train.generate.fonts', 4, 'expected all, or a list of fonts from: serif, mono, sans, noto-serif, open-sans, plex-mono, roboto-slab; got a list (0 items)'],
     ['method: grid\nparameters:\n  a: {min: 1, max: 2000}\n  b: {min: 1, max: 1000}\n', 'parameters', 2, 'the grid has 2,000,000 trials (more than 1,000,000); use fewer values or set run_cap'],
   ])('%#: %s', (text, path, line, message) => {
     const p = problemAt(text, path);

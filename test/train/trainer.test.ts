@@ -107,6 +107,28 @@ describe('trainer', () => {
     expect(readFileSync(join(out, 'model', 'weights.bin')).equals(readFileSync(join(root, 'straight', 'model', 'weights.bin')))).toBe(true);
   });
 
+  it('with augmentation, trains on other pixels and still resumes bit-identical', async () => {
+    const aug = { aug_rotate: 5, aug_shear: 0.1, aug_scale: 0.05, aug_shift: 2, aug_contrast: 0.2, aug_color: 0.1, aug_noise: 0.03, aug_jpeg: 0.5 };
+    const params = tiny({ pretrain_epochs: 2, gru_epochs: 1, ...aug });
+    const straight: EpochMetrics[] = [];
+    await trainTrial({ params, backend, data, shape, outDir: join(root, 'aug-straight'), events: { epochEnd: (m) => void straight.push(m) } });
+    const plain: EpochMetrics[] = [];
+    await trainTrial({ params: tiny({ pretrain_epochs: 1, gru_epochs: 0 }), backend, data, shape, outDir: join(root, 'aug-off'), events: { epochEnd: (m) => void plain.push(m) } });
+    expect(straight[0].loss).not.toBe(plain[0].loss);
+
+    const out = join(root, 'aug-interrupted');
+    for (let stopAfter = 0; stopAfter < 2; stopAfter++) {
+      const controller = new AbortController();
+      await expect(
+        trainTrial({ params, backend, data, shape, outDir: out, signal: controller.signal, events: { epochEnd: () => controller.abort() } }),
+      ).rejects.toBeInstanceOf(TrainingAborted);
+    }
+    await trainTrial({ params, backend, data, shape, outDir: out });
+    const history = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8')) as EpochMetrics[];
+    expect(stable(history)).toEqual(stable(straight));
+    expect(readFileSync(join(out, 'model', 'weights.bin')).equals(readFileSync(join(root, 'aug-straight', 'model', 'weights.bin')))).toBe(true);
+  });
+
   /** The epochs of a 2 + 2 epoch trial with these settings. */
   const twoByTwo = async (p: Partial<TrainParams>, name: string) => {
     const epochs: EpochMetrics[] = [];

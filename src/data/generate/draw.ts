@@ -1,6 +1,7 @@
 import { createCanvas, type Canvas, type SKRSContext2D } from '@napi-rs/canvas';
 import type { Rng } from '../../util/rng.ts';
 import type { LabelSpec } from '../charset.ts';
+import type { FontName } from './fonts.ts';
 
 /** The report's input size: 200 wide, 60 high, RGB. */
 export const WIDTH = 200;
@@ -59,6 +60,8 @@ export type LetterCase = (typeof LETTER_CASES)[number];
 export interface Look {
   letterCase: LetterCase;
   caseRng?: Rng;
+  /** Fonts to draw glyphs in instead of the style's own (each glyph picks one). */
+  fonts?: readonly FontName[];
   /** The image's size; absent: WIDTH x HEIGHT. Drawn at that size, then scaled to this one. */
   size?: { height: number; width: number };
 }

@@ -6,17 +6,28 @@ import { GlobalFonts } from '@napi-rs/canvas';
 /**
  * Fonts come from npm packages and are registered under aliases of our own, so a drawing
  * never falls back to whatever fonts the machine has: same seed, same glyphs everywhere.
+ * All are bold faces of the `latin` subset.
  */
 export const FONTS = {
   /** Bold serif, like the Times Bold of the railway CAPTCHA. */
   serif: { alias: 'SweepCaptchaSerif', pkg: '@fontsource/tinos', file: 'tinos-latin-700-normal.woff2' },
   /** Bold monospace, like its Courier Bold. */
   mono: { alias: 'SweepCaptchaMono', pkg: '@fontsource/cousine', file: 'cousine-latin-700-normal.woff2' },
-  /** Bold sans-serif, used by the hard style only. */
+  /** Bold sans-serif, used by the hard style. */
   sans: { alias: 'SweepCaptchaSans', pkg: '@fontsource/arimo', file: 'arimo-latin-700-normal.woff2' },
+  /** Further looks, drawn only when asked for (`fonts`): a second serif, sans and monospace, and a slab serif. */
+  'noto-serif': { alias: 'SweepCaptchaNotoSerif', pkg: '@fontsource/noto-serif', file: 'noto-serif-latin-700-normal.woff2' },
+  'open-sans': { alias: 'SweepCaptchaOpenSans', pkg: '@fontsource/open-sans', file: 'open-sans-latin-700-normal.woff2' },
+  'plex-mono': { alias: 'SweepCaptchaPlexMono', pkg: '@fontsource/ibm-plex-mono', file: 'ibm-plex-mono-latin-700-normal.woff2' },
+  'roboto-slab': { alias: 'SweepCaptchaRobotoSlab', pkg: '@fontsource/roboto-slab', file: 'roboto-slab-latin-700-normal.woff2' },
 } as const;
 
 export type FontName = keyof typeof FONTS;
+export const FONT_NAMES = Object.keys(FONTS) as FontName[];
+
+export function isFontName(s: string): s is FontName {
+  return Object.hasOwn(FONTS, s);
+}
 
 /**
  * Characters the bundled fonts draw: the `latin` subsets cover printable ASCII and Latin-1.
@@ -29,7 +40,7 @@ export function fontCovers(ch: string): boolean {
 
 let registered = false;
 
-/** Registers the three fonts once per process; returns their aliases. */
+/** Registers every font once per process; returns their aliases. */
 export function ensureFonts(): Record<FontName, string> {
   if (!registered) {
     const require = createRequire(import.meta.url);
@@ -42,5 +53,5 @@ export function ensureFonts(): Record<FontName, string> {
     }
     registered = true;
   }
-  return { serif: FONTS.serif.alias, mono: FONTS.mono.alias, sans: FONTS.sans.alias };
+  return Object.fromEntries(FONT_NAMES.map((n) => [n, FONTS[n].alias])) as Record<FontName, string>;
 }

@@ -20,7 +20,7 @@ export function renderHard(rng: Rng, spec: LabelSpec, look: Look = PLAIN_LOOK): 
   // One shear for the whole word, varied a little per glyph, like an italic that wobbles.
   const shear = rng.uniform(-0.45, 0.45);
   const glyphs = drawGlyphs(ctx, rng, shownText(label, look), {
-    fonts: [fonts.serif, fonts.mono, fonts.sans],
+    fonts: look.fonts ? look.fonts.map((f) => fonts[f]) : [fonts.serif, fonts.mono, fonts.sans],
     sizePt: [22, 32],
     verticalJitterPx: 12,
     maxAngleDeg: 45,

@@ -6,13 +6,14 @@ import { Rng } from '../../util/rng.ts';
 import { UserError } from '../../util/errors.ts';
 import { DEFAULT_LABEL_SPEC, type LabelSpec } from '../charset.ts';
 import { MIN_IMAGE_SIDE } from '../../train/shape.ts';
-import { fontCovers } from './fonts.ts';
+import { FONT_NAMES, fontCovers, isFontName, type FontName } from './fonts.ts';
 import { renderHard } from './hard.ts';
 import { renderRailway } from './railway.ts';
 import type { Captcha } from './types.ts';
 
 export type { Captcha } from './types.ts';
 export { WIDTH, HEIGHT, LETTER_CASES, type LetterCase } from './draw.ts';
+export { FONT_NAMES, type FontName } from './fonts.ts';
 import { PLAIN_LOOK, type LetterCase, type Look } from './draw.ts';
 
 /** Synthetic CAPTCHA styles, one file each. */
@@ -67,10 +68,30 @@ export function renderCaptcha(style: CaptchaStyle, rng: Rng, spec: LabelSpec = D
   return render(rng, spec, look);
 }
 
-/** Image `index`'s look under `letterCase`: mixed draws each letter's case from an Rng of its own. */
-export function imageLook(letterCase: LetterCase, seed: number, index: number, size?: ImageSize): Look {
+/**
+ * Image `index`'s look under `letterCase`: mixed draws each letter's case from an Rng of its own.
+ * `fonts` replaces the style's own fonts (undefined keeps them, and so the style's bytes).
+ */
+export function imageLook(letterCase: LetterCase, seed: number, index: number, size?: ImageSize, fonts?: readonly FontName[]): Look {
   const look: Look = letterCase === 'mixed' ? { letterCase, caseRng: new Rng(`case:${seed}:${index}`) } : { letterCase };
-  return size ? { ...look, size } : look;
+  return { ...look, ...(size ? { size } : {}), ...(fonts ? { fonts } : {}) };
+}
+
+/**
+ * `--fonts`: `style` (the style's own fonts: undefined), `all`, or a comma-separated list of
+ * font names. Throws a UserError naming what is known.
+ */
+export function parseFonts(text: string): FontName[] | undefined {
+  const s = text.trim();
+  if (s === 'style') return undefined;
+  if (s === 'all') return [...FONT_NAMES];
+  const names = s.split(',').map((n) => n.trim());
+  const expected = `expected style, all, or a comma-separated list of: ${FONT_NAMES.join(', ')}`;
+  for (const n of names) {
+    if (!isFontName(n)) throw new UserError(`unknown font ${JSON.stringify(n)}; ${expected}`);
+  }
+  if (new Set(names).size !== names.length) throw new UserError(`font list ${JSON.stringify(s)} names a font twice; ${expected}`);
+  return names as FontName[];
 }
 
 export interface ImageSize {
@@ -103,6 +124,8 @@ export interface GenerateOptions {
   size?: ImageSize;
   /** How letters are drawn (default lower: as the labels have them); labels are never changed. */
   letterCase?: LetterCase;
+  /** Fonts to draw in instead of the style's own (parseFonts); each glyph picks one. */
+  fonts?: readonly FontName[];
   /** Index of the first image (default 0): files and Rngs are numbered from it. */
   start?: number;
   /** Replace a dataset already in `out` (its labels.csv is removed first). */
@@ -139,6 +162,9 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
   if (!Number.isSafeInteger(seed)) throw new UserError(`seed must be an integer, got ${seed}`);
   const problem = specProblem(spec) ?? (opts.size ? sizeProblem(opts.size) : null);
   if (problem) throw new UserError(problem);
+  if (opts.fonts && (opts.fonts.length === 0 || !opts.fonts.every(isFontName))) {
+    throw new UserError(`fonts must be a non-empty list of: ${FONT_NAMES.join(', ')}, got ${JSON.stringify(opts.fonts)}`);
+  }
 
   if (existsSync(out) && !statSync(out).isDirectory()) throw new UserError(`output '${out}' exists and is not a directory`);
   const labelsPath = path.join(out, LABELS_FILE);
@@ -177,7 +203,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
       if (writeError) throw writeError;
       opts.signal?.throwIfAborted();
       const index = start + k;
-      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec, imageLook(opts.letterCase ?? 'lower', seed, index, opts.size));
+      const { label, image, ext } = renderCaptcha(style, imageRng(seed, index), spec, imageLook(opts.letterCase ?? 'lower', seed, index, opts.size, opts.fonts));
       const name = imageFileName(index, ext);
       void put(name, image);
       rows.push(`${name},${csvField(label)}`);

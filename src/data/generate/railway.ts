@@ -19,7 +19,7 @@ export function renderRailway(rng: Rng, spec: LabelSpec, look: Look = PLAIN_LOOK
   const rects = makeNoiseRects(rng, 32, [5, 21]);
   drawNoiseRects(ctx, rects, false);
   drawGlyphs(ctx, rng, shownText(label, look), {
-    fonts: [fonts.serif, fonts.mono],
+    fonts: look.fonts ? look.fonts.map((f) => fonts[f]) : [fonts.serif, fonts.mono],
     sizePt: [25, 27],
     verticalJitterPx: 10,
     maxAngleDeg: 55,

@@ -1,0 +1,207 @@
+/**
+ * How well a model reads CAPTCHAs of a look it never trained on: two arms trained with the same
+ * settings and CPU budget, then scored on test sets of several looks.
+ *
+ *   plain   railway images as the generator draws them by default (lower case, serif + mono)
+ *   robust  railway images in mixed case and five fonts, with augmentation (aug_* below)
+ *
+ * Test sets (same labels, seed 303): railway; the robust arm's own look; hard; railway in
+ * upper case; railway in mixed case; railway in two fonts neither arm trained on (open-sans,
+ * roboto-slab).
+ *
+ *   npx tsx bench/robustness.ts --arm plain|robust [--train 10000] [--width 0.125] [--pretrain 1] [--gru 5]
+ *                               [--budget-min 15] [--test 1000] [--out bench/out/robustness]
+ *
+ * Run the two arms as two processes (side by side, one core each). Each trains (resuming from
+ * its checkpoints when run again), stops at the first epoch end past --budget-min CPU minutes
+ * (this process's user + system time, decode threads included, so augmentation is paid from the
+ * budget), scores its kept model on every test set, and writes out/<arm>.json; then the page
+ * bench/results/robustness.md and .json is written from every arm finished so far.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_LABEL_SPEC } from '../src/data/charset.ts';
+import { loadDataset } from '../src/data/dataset.ts';
+import { generateDataset, type CaptchaStyle, type FontName, type LetterCase } from '../src/data/generate/index.ts';
+import { toTrainSet } from '../src/data/trainset.ts';
+import { evaluateReader } from '../src/ensemble/evaluate.ts';
+import { loadReader } from '../src/ensemble/reader.ts';
+import { initBackend, type BackendChoice } from '../src/train/backend.ts';
+import { DEFAULT_PARAMS, type TrainParams } from '../src/train/params.ts';
+import { TrainingAborted, trainTrial, type EpochMetrics } from '../src/train/trainer.ts';
+import { writeFileAtomic } from '../src/train/io.ts';
+import { commandLine, markdownTable, runStart, writeResults } from './lib/results.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    arm: { type: 'string', default: 'plain' },
+    train: { type: 'string', default: '10000' },
+    val: { type: 'string', default: '500' },
+    test: { type: 'string', default: '1000' },
+    width: { type: 'string', default: '0.125' },
+    pretrain: { type: 'string', default: '1' },
+    gru: { type: 'string', default: '5' },
+    'precise-bn': { type: 'string', default: '500' },
+    'budget-min': { type: 'string', default: '15' },
+    backend: { type: 'string', default: 'auto' },
+    out: { type: 'string', default: 'bench/out/robustness' },
+    /** Only rewrite the results page from the arms already finished. */
+    page: { type: 'boolean', default: false },
+  },
+});
+
+interface Look {
+  style: CaptchaStyle;
+  letterCase?: LetterCase;
+  fonts?: FontName[];
+}
+const TRAINED_FONTS: FontName[] = ['serif', 'mono', 'sans', 'noto-serif', 'plex-mono'];
+const UNSEEN_FONTS: FontName[] = ['open-sans', 'roboto-slab'];
+/** The robust arm's augmentation: small, like the jitter between real renderers. */
+const AUGMENT = { aug_rotate: 6, aug_shear: 0.15, aug_scale: 0.08, aug_shift: 3, aug_contrast: 0.25, aug_color: 0.15, aug_noise: 0.03, aug_jpeg: 0.3 };
+
+const ARMS = {
+  plain: { look: { style: 'railway' } as Look, augment: {} },
+  robust: { look: { style: 'railway', letterCase: 'mixed', fonts: TRAINED_FONTS } as Look, augment: AUGMENT },
+} as const;
+type ArmName = keyof typeof ARMS;
+
+const TESTS: Array<{ name: string; look: Look }> = [
+  { name: 'railway', look: { style: 'railway' } },
+  { name: 'robust look (mixed, 5 fonts)', look: ARMS.robust.look },
+  { name: 'hard', look: { style: 'hard' } },
+  { name: 'railway --case upper', look: { style: 'railway', letterCase: 'upper' } },
+  { name: 'railway --case mixed', look: { style: 'railway', letterCase: 'mixed' } },
+  { name: `railway --fonts ${UNSEEN_FONTS.join(',')}`, look: { style: 'railway', fonts: UNSEEN_FONTS } },
+];
+
+const out = a.out!;
+const lookName = (l: Look) => [l.style, l.letterCase ?? 'lower', ...(l.fonts ? [l.fonts.join('+')] : [])].join('-');
+async function dataset(look: Look, count: number, seed: number): Promise<string> {
+  const dir = join(out, 'data', `${lookName(look)}-${count}-s${seed}`);
+  if (!existsSync(join(dir, 'labels.csv'))) {
+    process.stderr.write(`generating ${dir}\n`);
+    await generateDataset({ style: look.style, letterCase: look.letterCase, fonts: look.fonts, count, seed, out: dir, force: true });
+  }
+  return dir;
+}
+
+interface ArmResult {
+  arm: ArmName;
+  command: string;
+  budget_min: number;
+  images: { train: number; val: number; test: number };
+  params: TrainParams;
+  look: Look;
+  backend: string;
+  cpu_min: number;
+  wall_min: number;
+  epochs: Array<Pick<EpochMetrics, 'phase' | 'epoch' | 'loss' | 'val_seq_acc' | 'images_per_s'> & { cpu_min: number }>;
+  kept: { phase: string; epoch: number; val_seq_acc: number };
+  tests: Array<{ name: string; seq_acc: number; char_acc: number; images: number }>;
+}
+
+async function trainArm(arm: ArmName): Promise<ArmResult> {
+  const { look, augment } = ARMS[arm];
+  const count = Number(a.train);
+  const train = await loadDataset(await dataset(look, count, 101), { spec: DEFAULT_LABEL_SPEC });
+  const val = await loadDataset(await dataset(look, Number(a.val), 202), { spec: DEFAULT_LABEL_SPEC });
+  const active = await initBackend(a.backend as BackendChoice, (m) => process.stderr.write(`${m}\n`));
+  // The accuracy recipe (docs/accuracy.md) at a small budget.
+  const params: TrainParams = {
+    ...DEFAULT_PARAMS, width: Number(a.width), kernel_size: 3, kernel_width: 5, lr: 0.003, batch_size: 8, dropout: 0, alpha: 0,
+    pretrain_epochs: Number(a.pretrain), gru_epochs: Number(a.gru), patience: 60, precise_bn: Number(a['precise-bn']), lr_cosine: 2, seed: 1, ...augment,
+  };
+  const budget = Number(a['budget-min']);
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  const cpuMin = () => {
+    const u = process.cpuUsage(cpu0);
+    return (u.user + u.system) / 60e6;
+  };
+  const epochs: ArmResult['epochs'] = [];
+  const controller = new AbortController();
+  let modelDir: string;
+  try {
+    const result = await trainTrial({
+      params, backend: active.backend, data: { train: toTrainSet(train), val: toTrainSet(val) },
+      shape: { height: 60, width: 200, length: 6, classes: 36 }, outDir: join(out, arm), signal: controller.signal,
+      events: {
+        epochEnd: (m) => {
+          epochs.push({ phase: m.phase, epoch: m.epoch, loss: m.loss, val_seq_acc: m.val_seq_acc, images_per_s: m.images_per_s, cpu_min: cpuMin() });
+          console.log(`${arm}: ${m.phase} epoch ${m.epoch + 1}, ${cpuMin().toFixed(1)} CPU min, ${m.images_per_s.toFixed(1)} img/s, loss ${m.loss.toFixed(3)}, val seq ${m.val_seq_acc.toFixed(4)}`);
+          if (cpuMin() >= budget) controller.abort();
+        },
+      },
+    });
+    modelDir = result.model_dir;
+  } catch (err) {
+    if (!(err instanceof TrainingAborted)) throw err;
+    console.log(`${arm}: budget of ${budget} CPU minutes reached after ${err.phase} epoch ${err.epoch + 1}`);
+    modelDir = keptCheckpoint(arm);
+  }
+  const cpu = cpuMin();
+  const wall = (performance.now() - wall0) / 60e3;
+  const state = JSON.parse(readFileSync(join(out, arm, 'checkpoints', 'state.json'), 'utf8')) as { best: Record<string, { epoch: number; val_seq_acc: number } | undefined> };
+  const kept = state.best.gru ? { phase: 'gru', ...state.best.gru } : { phase: 'pretrain', ...state.best.pretrain! };
+  const reader = await loadReader(modelDir, { backend: a.backend as BackendChoice });
+  const tests: ArmResult['tests'] = [];
+  try {
+    for (const t of TESTS) {
+      const r = await evaluateReader(reader, await dataset(t.look, Number(a.test), 303), { batch: 32 });
+      tests.push({ name: t.name, seq_acc: r.seq_acc, char_acc: r.char_acc, images: r.images });
+      console.log(`${arm}: ${t.name}: seq ${r.seq_acc.toFixed(4)}, char ${r.char_acc.toFixed(4)}`);
+    }
+  } finally {
+    reader.dispose();
+  }
+  return { arm, command: commandLine(), budget_min: budget, images: { train: count, val: Number(a.val), test: Number(a.test) }, params, look, backend: active.backend, cpu_min: cpu, wall_min: wall, epochs, kept: { phase: kept.phase, epoch: kept.epoch, val_seq_acc: kept.val_seq_acc }, tests };
+}
+
+/** The checkpoint of a trial stopped by the budget that the trainer keeps (its best GRU epoch, else pretrain). */
+function keptCheckpoint(arm: ArmName): string {
+  const state = JSON.parse(readFileSync(join(out, arm, 'checkpoints', 'state.json'), 'utf8')) as { best: Record<string, { dir: string } | undefined> };
+  const best = state.best.gru ?? state.best.pretrain;
+  if (!best) throw new Error(`${arm}: no epoch was kept`);
+  return join(out, arm, 'checkpoints', best.dir);
+}
+
+const started = runStart();
+const arm = a.arm as ArmName;
+if (!(arm in ARMS)) throw new Error(`--arm: expected ${Object.keys(ARMS).join(' or ')}, got ${a.arm}`);
+if (!a.page) writeFileAtomic(join(out, `${arm}.json`), JSON.stringify(await trainArm(arm), null, 1));
+
+const done = (Object.keys(ARMS) as ArmName[]).map((n) => join(out, `${n}.json`)).filter(existsSync).map((f) => JSON.parse(readFileSync(f, 'utf8')) as ArmResult);
+const f4 = (x: number) => x.toFixed(4);
+const ownLook = (r: ArmResult) => (r.arm === 'plain' ? 'railway' : 'robust look (mixed, 5 fonts)');
+writeResults({
+  name: 'robustness',
+  title: 'Sequence accuracy on looks a model never trained on',
+  ...started,
+  status: (done.length === 2 ? 'complete: both arms' : `partial: ${done.map((r) => r.arm).join(', ')} only`) + (a.page ? ' (page rewritten with --page; each arm\'s command and minutes below)' : ''),
+  markdown: [
+    `Two arms, the same settings and CPU budget: **${done[0].budget_min} CPU minutes each** (a small budget: the accuracy recipe needs about 70 for 0.97), ` +
+      `${done[0].images.train} training images, width ${done[0].params.width}, kernel 3x5, batch 8, lr 0.003 with a half cosine over the GRU phase, ` +
+      `up to ${done[0].params.pretrain_epochs} pretrain + ${done[0].params.gru_epochs} GRU epochs, precise_bn ${done[0].params.precise_bn}; ` +
+      `test sets of ${done[0].images.test} images (seed 303). plain trains on railway as drawn by default; robust on railway in mixed case and fonts ${TRAINED_FONTS.join(', ')}, ` +
+      `with augmentation ${Object.entries(AUGMENT).map(([k, v]) => `${k} ${v}`).join(', ')}. ` +
+      'Loss = accuracy on the arm\'s own look minus on the test set, in points (seq: sequence accuracy, the goal\'s measure; char: character accuracy).',
+    '',
+    markdownTable(
+      ['test set', ...done.flatMap((r) => [`${r.arm} seq`, `${r.arm} char`, `${r.arm} loss seq / char (pts)`])],
+      TESTS.map((t) => [
+        t.name,
+        ...done.flatMap((r) => {
+          const own = r.tests.find((x) => x.name === ownLook(r))!;
+          const x = r.tests.find((y) => y.name === t.name)!;
+          return [f4(x.seq_acc), f4(x.char_acc), `${((own.seq_acc - x.seq_acc) * 100).toFixed(1)} / ${((own.char_acc - x.char_acc) * 100).toFixed(1)}`];
+        }),
+      ]),
+    ),
+    '',
+    ...done.map((r) => `${r.arm} (\`${r.command}\`): ${r.cpu_min.toFixed(1)} CPU min, ${r.wall_min.toFixed(1)} wall min, backend ${r.backend}, kept ${r.kept.phase} epoch ${r.kept.epoch + 1} (val seq ${f4(r.kept.val_seq_acc)}); ` +
+      `epochs: ${r.epochs.map((e) => `${e.phase[0]}${e.epoch + 1} ${e.cpu_min.toFixed(1)} min ${e.images_per_s.toFixed(0)} img/s val ${f4(e.val_seq_acc)}`).join('; ')}`),
+  ].join('\n'),
+  data: { arms: done, tests: TESTS, augment: AUGMENT },
+});
