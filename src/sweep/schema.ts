@@ -31,6 +31,7 @@ import {
 } from '../train/params.ts';
 import { maxKernelExtent, maxKernelSize, type Padding } from '../train/geometry.ts';
 import { DEFAULT_SHAPE, LABEL_CASES, MAX_LABEL_LENGTH, MIN_IMAGE_SIDE, labelSpec, shapeParams, type DataShape } from '../train/shape.ts';
+import { sizeProblem, specProblem } from '../data/generate/limits.ts';
 import { didYouMean } from '../util/nearest.ts';
 import { support } from './distributions.ts';
 import { describeValue, unknownKeyMessage, type KeyPath } from './errors.ts';
@@ -457,6 +458,19 @@ export const TrainSchema = z
     }
     if (v.val !== undefined && v.val_fraction !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['val_fraction'], message: 'give either val or val_fraction, not both' });
+    }
+    // Generated data must be drawable in the declared shape: refused here, not by a worker later.
+    if ([v.generate, v.val, v.test].some((d) => d !== undefined && typeof d !== 'string')) {
+      let shape: DataShape;
+      try {
+        shape = trainShape(v);
+      } catch {
+        return; // the label block's own error says why
+      }
+      const labelProblem = v.label ? specProblem(shape.label) : null;
+      const imageProblem = v.image ? sizeProblem(shape) : null;
+      if (labelProblem) ctx.addIssue({ code: 'custom', path: ['label', 'charset'], message: `the generator cannot draw these labels: ${labelProblem}` });
+      if (imageProblem) ctx.addIssue({ code: 'custom', path: ['image'], message: `the generator cannot draw images of this size: ${imageProblem}` });
     }
   })
   .transform((v) => (v.val === undefined ? { ...v, val_fraction: v.val_fraction ?? DEFAULT_VAL_FRACTION } : v));

@@ -44,6 +44,8 @@ describe('sweep launch --workers 2', () => {
     try {
       const trials = await db.prisma.trial.findMany({ include: { artifacts: true } });
       expect(trials).toHaveLength(2);
+      // A second attempt means the first ended in a way the workers' log explains: show it.
+      if (trials.some((tr) => tr.attempts !== 1)) console.error(`trials made more than one attempt; the launch's log:\n${run.stderr}`);
       for (const trial of trials) {
         expect(trial).toMatchObject({ status: 'finished', attempts: 1, backend: 'wasm', error: null });
         expect(trial.bestMetric).not.toBeNull();

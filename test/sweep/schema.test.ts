@@ -603,6 +603,20 @@ describe('train: image and label (the data shape)', () => {
     expect(problemAt(withShape(['label: {length: 4, case: title}'], '  lr: {values: [0.001]}'), 'train.label.case').message).toMatch(/lower.*upper.*fold/);
   });
 
+  it('refuses, when the file is checked, a generate block the generator cannot draw in the declared shape', () => {
+    const gen = ['generate: {style: railway, count: 100, seed: 1}'];
+    // A label alphabet of characters the bundled fonts do not hold: fine for a dataset directory, not for generated data.
+    const p = problemAt(withShape(['label: {length: 4, charset: "0-9\u03b1\u03b2"}'], '  lr: {values: [0.001]}', gen), 'train.label.charset');
+    expect(p.message).toBe('the generator cannot draw these labels: charset character "\u03b1" is not drawable: use printable ASCII or Latin-1 letters, no spaces');
+    expect(() => parseSweep(withShape(['label: {length: 4, charset: "0-9\u03b1\u03b2"}'], '  lr: {values: [0.001]}', ['data: /some/dir']), FILE)).not.toThrow();
+    // A generated val set counts too; so does an image larger than the generator draws.
+    expect(problemAt(withShape(['label: {length: 4, charset: "ab\u03b1"}'], '  lr: {values: [0.001]}', ['data: /some/dir', 'val: {style: railway, count: 10, seed: 2}']), 'train.label.charset').message).toMatch(/"\u03b1" is not drawable/);
+    expect(problemAt(withShape(['image: {height: 60, width: 5000}'], '  lr: {values: [0.001]}', gen), 'train.image').message).toBe(
+      'the generator cannot draw images of this size: width must be an integer from 8 to 4096 pixels, got 5000',
+    );
+    expect(() => parseSweep(withShape(['image: {height: 50, width: 160}', 'label: {length: 4, charset: 0-9A-Z, case: fold}'], '  lr: {values: [0.001]}', gen), FILE)).not.toThrow();
+  });
+
   it('fills the label block\'s defaults and gives the shape to every trial, leaving the report\'s out', () => {
     const spec = parseSweep(withShape(['image: {height: 50, width: 160}', 'label: {length: 4, charset: 0-9a-z, case: upper}'], '  lr: {values: [0.001]}'), FILE);
     expect(spec.train.label).toEqual({ length: 4, charset: '0-9a-z', case: 'upper' });

@@ -29,15 +29,6 @@ export function isFontName(s: string): s is FontName {
   return Object.hasOwn(FONTS, s);
 }
 
-/**
- * Characters the bundled fonts draw: the `latin` subsets cover printable ASCII and Latin-1.
- * Anything else would be drawn by a system fallback font, which differs between machines.
- */
-export function fontCovers(ch: string): boolean {
-  const c = ch.codePointAt(0)!;
-  return (c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xff && c !== 0xad);
-}
-
 let registered = false;
 
 /** Registers every font once per process; returns their aliases. */

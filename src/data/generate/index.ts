@@ -5,8 +5,8 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Rng } from '../../util/rng.ts';
 import { UserError } from '../../util/errors.ts';
 import { DEFAULT_LABEL_SPEC, type LabelSpec } from '../charset.ts';
-import { MIN_IMAGE_SIDE } from '../../train/shape.ts';
-import { FONT_NAMES, fontCovers, isFontName, type FontName } from './fonts.ts';
+import { FONT_NAMES, isFontName, type FontName } from './fonts.ts';
+import { sizeProblem, specProblem, type ImageSize } from './limits.ts';
 import { renderHard } from './hard.ts';
 import { renderRailway } from './railway.ts';
 import type { Captcha } from './types.ts';
@@ -14,6 +14,7 @@ import type { Captcha } from './types.ts';
 export type { Captcha } from './types.ts';
 export { WIDTH, HEIGHT, LETTER_CASES, type LetterCase } from './draw.ts';
 export { FONT_NAMES, type FontName } from './fonts.ts';
+export { sizeProblem, specProblem, type ImageSize } from './limits.ts';
 import { PLAIN_LOOK, type LetterCase, type Look } from './draw.ts';
 
 /** Synthetic CAPTCHA styles, one file each. */
@@ -47,20 +48,6 @@ export function imageFileName(index: number, ext: string): string {
   return `${String(index).padStart(6, '0')}.${ext}`;
 }
 
-/** Why the spec cannot be drawn, or null. */
-export function specProblem(spec: LabelSpec): string | null {
-  if (!Number.isInteger(spec.length) || spec.length < 1 || spec.length > 12) {
-    return `label length must be an integer from 1 to 12 (200 pixels hold no more), got ${spec.length}`;
-  }
-  if ([...spec.charset].length < 1) return 'charset is empty';
-  for (const ch of spec.charset) {
-    if (!fontCovers(ch)) {
-      return `charset character ${JSON.stringify(ch)} is not drawable: use printable ASCII or Latin-1 letters, no spaces`;
-    }
-  }
-  return null;
-}
-
 /** Renders one CAPTCHA of `style` from `rng` (advancing it). Synchronous and pure given rng's state. */
 export function renderCaptcha(style: CaptchaStyle, rng: Rng, spec: LabelSpec = DEFAULT_LABEL_SPEC, look: Look = PLAIN_LOOK): Captcha {
   const render = RENDERERS[style];
@@ -92,19 +79,6 @@ export function parseFonts(text: string): FontName[] | undefined {
   }
   if (new Set(names).size !== names.length) throw new UserError(`font list ${JSON.stringify(s)} names a font twice; ${expected}`);
   return names as FontName[];
-}
-
-export interface ImageSize {
-  height: number;
-  width: number;
-}
-
-/** Why a generated image cannot have this size, or null. */
-export function sizeProblem(size: ImageSize): string | null {
-  for (const k of ['height', 'width'] as const) {
-    if (!Number.isSafeInteger(size[k]) || size[k] < MIN_IMAGE_SIDE || size[k] > 4096) return `${k} must be an integer from ${MIN_IMAGE_SIDE} to 4096 pixels, got ${size[k]}`;
-  }
-  return null;
 }
 
 export interface GenerateProgress {
