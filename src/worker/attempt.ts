@@ -90,6 +90,14 @@ export interface AttemptContext {
 }
 
 /**
+ * Forgets lost claims made more than `maxAgeMs` ago: by then the worker has given the trial up
+ * or its job has gone to another worker, and the claim cannot be made again as itself.
+ */
+export function pruneUnanswered(unanswered: AttemptContext['unanswered'], now: number, maxAgeMs: number): void {
+  for (const [id, c] of unanswered) if (now - c.claimedAt.getTime() > maxAgeMs) unanswered.delete(id);
+}
+
+/**
  * Claims the job's trial for this worker (track/store.ts claimTrial). Resolves to the trial,
  * or to the status of a trial that has ended (nothing to run); throws what the queue must do
  * otherwise: look again later (DelayedError) or give the job up (UnrecoverableError).
@@ -105,6 +113,7 @@ export async function claimAttempt(ctx: AttemptContext, job: Job<TrialJobData>, 
     ctx.onOutage('up');
   } catch (err) {
     if (!isConnectionError(err)) throw err;
+    pruneUnanswered(ctx.unanswered, Date.now(), ctx.timings.dbOutageMs + ctx.timings.staleMs);
     ctx.unanswered.set(trialId, { jobAttempt: job.attemptsMade, claimedAt });
     // Not the trial's fault: wait without spending one of its attempts.
     ctx.onOutage('down', err);

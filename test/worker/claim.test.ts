@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from 'bullmq';
 import { openDatabase, type Database, type PrismaClient } from '../../src/infra/db.ts';
 import { claimTrial } from '../../src/track/store.ts';
-import { claimAttempt, type AttemptContext } from '../../src/worker/attempt.ts';
+import { claimAttempt, pruneUnanswered, type AttemptContext } from '../../src/worker/attempt.ts';
 import type { TrialJobData } from '../../src/worker/queue.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 import { setTrial, storeSweep } from '../cli/view-fixtures.ts';
@@ -93,5 +93,20 @@ describe('claimAttempt', () => {
     expect(ctx.unanswered.size).toBe(0);
     // The job's next attempt (the first one failed): a new claim, a new attempt.
     await expect(claimAttempt(ctx, job(id, 1), 'token')).resolves.toMatchObject({ trial: { attempts: 2 } });
+  });
+
+  it('forgets lost claims older than the outage and staleness windows together', async () => {
+    const ctx = context(losingAnswers(db.prisma, 1));
+    // A lost claim of a trial whose job went to another worker an hour ago.
+    ctx.unanswered.set('gone', { jobAttempt: 0, claimedAt: new Date(Date.now() - 3_600_000) });
+    ctx.unanswered.set('recent', { jobAttempt: 0, claimedAt: new Date(Date.now() - 60_000) });
+    const id = await queuedTrial();
+    await expect(claimAttempt(ctx, job(id), 'token')).rejects.toThrow();
+    expect([...ctx.unanswered.keys()].sort()).toEqual(['recent', id].sort());
+    const m = new Map([['a', { jobAttempt: 0, claimedAt: new Date(1_000) }]]);
+    pruneUnanswered(m, 1_000 + 690_000, 690_000);
+    expect(m.size).toBe(1);
+    pruneUnanswered(m, 1_000 + 690_001, 690_000);
+    expect(m.size).toBe(0);
   });
 });
