@@ -31,7 +31,7 @@ import {
 } from '../train/params.ts';
 import { maxKernelExtent, maxKernelSize, type Padding } from '../train/geometry.ts';
 import { DEFAULT_SHAPE, LABEL_CASES, MAX_LABEL_LENGTH, MIN_IMAGE_SIDE, labelSpec, shapeParams, type DataShape } from '../train/shape.ts';
-import { sizeProblem, specProblem } from '../data/generate/limits.ts';
+import { sizeProblem, specProblem } from '../train/draw-limits.ts';
 import { didYouMean } from '../util/nearest.ts';
 import { support } from './distributions.ts';
 import { describeValue, unknownKeyMessage, type KeyPath } from './errors.ts';

@@ -6,7 +6,7 @@ import { Rng } from '../../util/rng.ts';
 import { UserError } from '../../util/errors.ts';
 import { DEFAULT_LABEL_SPEC, type LabelSpec } from '../charset.ts';
 import { FONT_NAMES, isFontName, type FontName } from './fonts.ts';
-import { sizeProblem, specProblem, type ImageSize } from './limits.ts';
+import { sizeProblem, specProblem, type ImageSize } from '../../train/draw-limits.ts';
 import { renderHard } from './hard.ts';
 import { renderRailway } from './railway.ts';
 import type { Captcha } from './types.ts';
@@ -14,7 +14,7 @@ import type { Captcha } from './types.ts';
 export type { Captcha } from './types.ts';
 export { WIDTH, HEIGHT, LETTER_CASES, type LetterCase } from './draw.ts';
 export { FONT_NAMES, type FontName } from './fonts.ts';
-export { sizeProblem, specProblem, type ImageSize } from './limits.ts';
+export { sizeProblem, specProblem, type ImageSize } from '../../train/draw-limits.ts';
 import { PLAIN_LOOK, type LetterCase, type Look } from './draw.ts';
 
 /** Synthetic CAPTCHA styles, one file each. */

@@ -1,8 +1,9 @@
 /**
  * What the generator can draw, as pure checks: `sweep plan` refuses a `generate:` block the
- * generator would refuse later, without loading the canvas (index.ts uses the same checks).
+ * generator would refuse later, without loading the canvas. data/generate/index.ts uses the
+ * same checks; they sit in this lower layer so that the sweep layer may read them too.
  */
-import { MAX_LABEL_LENGTH, MIN_IMAGE_SIDE, type LabelSpec } from '../../train/shape.ts';
+import { MAX_LABEL_LENGTH, MIN_IMAGE_SIDE, type LabelSpec } from './shape.ts';
 
 /** The largest side of a generated image, in pixels. */
 export const MAX_GENERATED_SIDE = 4096;
