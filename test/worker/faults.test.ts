@@ -12,7 +12,9 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db.ts';
+import { connectRedis } from '../../src/infra/redis.ts';
 import { launchSweep } from '../../src/scheduler/launch.ts';
+import { openTrialQueue } from '../../src/worker/queue.ts';
 import { epochRows } from '../../src/track/metrics.ts';
 import type { EpochMetrics } from '../../src/train/trainer.ts';
 import { trialDir } from '../../src/infra/artifacts.ts';
@@ -126,6 +128,16 @@ describe('faults', () => {
       await new Promise((r) => setTimeout(r, 2_000));
       redis = start();
       const w = await worker.result;
+      if (w.code !== 0) {
+        // Once seen under load in CI: both trials finished, but the worker never called the queue idle. Say where the jobs were.
+        const connection = connectRedis({ url: env.REDIS_URL });
+        const queue = openTrialQueue(connection, env);
+        const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children', 'failed', 'completed');
+        const rows = await db.prisma.trial.findMany({ where: { sweepId: launched.sweep.id }, select: { id: true, status: true, attempts: true, worker: true } });
+        console.error(`worker exit ${w.code} (${w.signal ?? 'no signal'}); jobs ${JSON.stringify(counts)}; trials ${JSON.stringify(rows)}`);
+        await queue.close();
+        connection.disconnect();
+      }
       expect(w.code, w.stderr).toBe(0);
       for (const trial of trials) {
         const done = await db.prisma.trial.findUniqueOrThrow({ where: { id: trial.id } });
