@@ -177,6 +177,9 @@ if (!a.page) writeFileAtomic(join(out, `${arm}.json`), JSON.stringify(await trai
 const done = (Object.keys(ARMS) as ArmName[]).map((n) => join(out, `${n}.json`)).filter(existsSync).map((f) => JSON.parse(readFileSync(f, 'utf8')) as ArmResult);
 const f4 = (x: number) => x.toFixed(4);
 const ownLook = (r: ArmResult) => (r.arm === 'plain' ? 'railway' : 'robust look (mixed, 5 fonts)');
+const test = (r: ArmResult, name: string) => r.tests.find((x) => x.name === name)!;
+/** Points of accuracy the arm loses on test set `name` against its own look. */
+const lossPts = (r: ArmResult, name: string, key: 'seq_acc' | 'char_acc') => (test(r, ownLook(r))[key] - test(r, name)[key]) * 100;
 writeResults({
   name: 'robustness',
   title: 'Sequence accuracy on looks a model never trained on',
@@ -196,17 +199,15 @@ writeResults({
       TESTS.map((t) => [
         t.name,
         ...done.flatMap((r) => {
-          const own = r.tests.find((x) => x.name === ownLook(r))!;
-          const x = r.tests.find((y) => y.name === t.name)!;
+          const x = test(r, t.name);
           const mark = t.unseen.includes(r.arm) ? '*' : '';
-          return [f4(x.seq_acc), f4(x.char_acc), `${((own.seq_acc - x.seq_acc) * 100).toFixed(1)} / ${((own.char_acc - x.char_acc) * 100).toFixed(1)}${mark}`];
+          return [f4(x.seq_acc), f4(x.char_acc), `${lossPts(r, t.name, 'seq_acc').toFixed(1)} / ${lossPts(r, t.name, 'char_acc').toFixed(1)}${mark}`];
         }),
       ]),
     ),
     '',
     ...done.map((r) => {
-      const own = r.tests.find((x) => x.name === ownLook(r))!;
-      const losses = TESTS.filter((t) => t.unseen.includes(r.arm)).map((t) => ({ name: t.name, pts: (own.seq_acc - r.tests.find((x) => x.name === t.name)!.seq_acc) * 100 }));
+      const losses = TESTS.filter((t) => t.unseen.includes(r.arm)).map((t) => ({ name: t.name, pts: lossPts(r, t.name, 'seq_acc') }));
       return `Goal (at most 5 points of sequence accuracy lost on a look never trained on), ${r.arm}: ` +
         losses.map((l) => `${l.name} ${l.pts.toFixed(1)} (${l.pts <= 5 ? 'met' : 'not met'})`).join('; ') + '.';
     }),

@@ -6,13 +6,13 @@
 import { MAX_LABEL_LENGTH, MIN_IMAGE_SIDE, type LabelSpec } from './shape.ts';
 
 /** The largest side of a generated image, in pixels. */
-export const MAX_GENERATED_SIDE = 4096;
+const MAX_GENERATED_SIDE = 4096;
 
 /**
  * Characters the bundled fonts draw: the `latin` subsets cover printable ASCII and Latin-1.
  * Anything else would be drawn by a system fallback font, which differs between machines.
  */
-export function fontCovers(ch: string): boolean {
+function fontCovers(ch: string): boolean {
   const c = ch.codePointAt(0)!;
   return (c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xff && c !== 0xad);
 }

@@ -14,7 +14,6 @@ import type { Captcha } from './types.ts';
 export type { Captcha } from './types.ts';
 export { WIDTH, HEIGHT, LETTER_CASES, type LetterCase } from './draw.ts';
 export { FONT_NAMES, type FontName } from './fonts.ts';
-export { sizeProblem, specProblem, type ImageSize } from '../../train/draw-limits.ts';
 import { PLAIN_LOOK, type LetterCase, type Look } from './draw.ts';
 
 /** Synthetic CAPTCHA styles, one file each. */
