@@ -2,21 +2,26 @@
  * How well a model reads CAPTCHAs of a look it never trained on: two arms trained with the same
  * settings and CPU budget, then scored on test sets of several looks.
  *
- *   plain   railway images as the generator draws them by default (lower case, serif + mono)
- *   robust  railway images in mixed case and five fonts, with augmentation (aug_* below)
+ *   plain         railway images as the generator draws them by default (lower case, serif + mono)
+ *   robust        railway images in mixed case and five fonts, with augmentation (aug_* below)
+ *   fonts14       railway images in mixed case and fourteen fonts, with the same augmentation
+ *   fonts14-noaug the same images without augmentation (the augmentation's share)
  *
- * Test sets (same labels, seed 303): railway; the robust arm's own look; hard; railway in
- * upper case; railway in mixed case; railway in two fonts neither arm trained on (open-sans,
+ * Test sets (same labels, seed 303): railway; the robust arms' own looks; hard; railway in
+ * upper case; railway in mixed case; railway in two fonts no arm trained on (open-sans,
  * roboto-slab).
  *
- *   npx tsx bench/robustness.ts --arm plain|robust [--train 10000] [--width 0.125] [--pretrain 1] [--gru 5]
+ *   npx tsx bench/robustness.ts --arm plain|robust|fonts14|fonts14-noaug [--train 10000] [--width 0.125] [--pretrain 1] [--gru 5]
  *                               [--budget-min 15] [--test 1000] [--out bench/out/robustness]
  *
  * Run the two arms as two processes (side by side, one core each). Each trains (resuming from
  * its checkpoints when run again), stops at the first epoch end past --budget-min CPU minutes
  * (this process's user + system time, decode threads included, so augmentation is paid from the
  * budget), scores its kept model on every test set, and writes out/<arm>.json; then the page
- * bench/results/robustness.md and .json is written from every arm finished so far.
+ * bench/results/robustness.md and .json is written from every arm finished so far. Arms of the
+ * same look share their generated data: start the second once the first has written it.
+ * `--seed-from FILE` first copies the arms of an earlier results JSON into --out (their models are
+ * not kept, so they have no score on a look added since: the page shows a dash there).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,6 +53,7 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: 'bench/out/robustness' },
     /** Only rewrite the results page from the arms already finished. */
     page: { type: 'boolean', default: false },
+    'seed-from': { type: 'string' },
   },
 });
 
@@ -57,25 +63,34 @@ interface Look {
   fonts?: FontName[];
 }
 const TRAINED_FONTS: FontName[] = ['serif', 'mono', 'sans', 'noto-serif', 'plex-mono'];
+/** Three serifs, three sans, two monospace faces and a slab serif more: still no Open Sans or Roboto Slab. */
+const MORE_FONTS: FontName[] = [...TRAINED_FONTS, 'merriweather', 'pt-serif', 'libre-baskerville', 'lato', 'ubuntu', 'montserrat', 'source-code-pro', 'fira-mono', 'zilla-slab'];
 const UNSEEN_FONTS: FontName[] = ['open-sans', 'roboto-slab'];
 /** The robust arm's augmentation: small, like the jitter between real renderers. */
 const AUGMENT = { aug_rotate: 6, aug_shear: 0.15, aug_scale: 0.08, aug_shift: 3, aug_contrast: 0.25, aug_color: 0.15, aug_noise: 0.03, aug_jpeg: 0.3 };
 
+const ROBUST_LOOK = 'robust look (mixed, 5 fonts)';
+const FONTS14_LOOK = 'fonts14 look (mixed, 14 fonts)';
+/** `own`: the test set of the arm's own look, the base its losses are measured from. */
 const ARMS = {
-  plain: { look: { style: 'railway' } as Look, augment: {} },
-  robust: { look: { style: 'railway', letterCase: 'mixed', fonts: TRAINED_FONTS } as Look, augment: AUGMENT },
+  plain: { look: { style: 'railway' } as Look, augment: {}, own: 'railway' },
+  robust: { look: { style: 'railway', letterCase: 'mixed', fonts: TRAINED_FONTS } as Look, augment: AUGMENT, own: ROBUST_LOOK },
+  fonts14: { look: { style: 'railway', letterCase: 'mixed', fonts: MORE_FONTS } as Look, augment: AUGMENT, own: FONTS14_LOOK },
+  'fonts14-noaug': { look: { style: 'railway', letterCase: 'mixed', fonts: MORE_FONTS } as Look, augment: {}, own: FONTS14_LOOK },
 } as const;
 type ArmName = keyof typeof ARMS;
+const ARM_NAMES = Object.keys(ARMS) as ArmName[];
 
 /** `unseen`: the arms that never trained on anything of this look (the goal's measure). */
 const TESTS: Array<{ name: string; look: Look; unseen: ArmName[] }> = [
   { name: 'railway', look: { style: 'railway' }, unseen: [] },
-  { name: 'robust look (mixed, 5 fonts)', look: ARMS.robust.look, unseen: [] },
-  { name: 'hard', look: { style: 'hard' }, unseen: ['plain', 'robust'] },
-  // robust's mixed case holds capitals, but no image of capitals only
+  { name: ROBUST_LOOK, look: ARMS.robust.look, unseen: [] },
+  { name: FONTS14_LOOK, look: ARMS.fonts14.look, unseen: [] },
+  { name: 'hard', look: { style: 'hard' }, unseen: ARM_NAMES },
+  // the other arms' mixed case holds capitals, but no image of capitals only
   { name: 'railway --case upper', look: { style: 'railway', letterCase: 'upper' }, unseen: ['plain'] },
   { name: 'railway --case mixed', look: { style: 'railway', letterCase: 'mixed' }, unseen: ['plain'] },
-  { name: `railway --fonts ${UNSEEN_FONTS.join(',')}`, look: { style: 'railway', fonts: UNSEEN_FONTS }, unseen: ['plain', 'robust'] },
+  { name: `railway --fonts ${UNSEEN_FONTS.join(',')}`, look: { style: 'railway', fonts: UNSEEN_FONTS }, unseen: ARM_NAMES },
 ];
 
 const out = a.out!;
@@ -171,45 +186,59 @@ function keptCheckpoint(arm: ArmName): string {
 
 const started = runStart();
 const arm = a.arm as ArmName;
-if (!(arm in ARMS)) throw new Error(`--arm: expected ${Object.keys(ARMS).join(' or ')}, got ${a.arm}`);
+if (!(arm in ARMS)) throw new Error(`--arm: expected ${ARM_NAMES.join(', ')}, got ${a.arm}`);
+if (a['seed-from']) {
+  const earlier = JSON.parse(readFileSync(a['seed-from'], 'utf8')) as { data: { arms: ArmResult[] } };
+  for (const r of earlier.data.arms) {
+    const file = join(out, `${r.arm}.json`);
+    if (!existsSync(file)) writeFileAtomic(file, JSON.stringify(r, null, 1));
+  }
+}
 if (!a.page) writeFileAtomic(join(out, `${arm}.json`), JSON.stringify(await trainArm(arm), null, 1));
 
-const done = (Object.keys(ARMS) as ArmName[]).map((n) => join(out, `${n}.json`)).filter(existsSync).map((f) => JSON.parse(readFileSync(f, 'utf8')) as ArmResult);
+const done = ARM_NAMES.map((n) => join(out, `${n}.json`)).filter(existsSync).map((f) => JSON.parse(readFileSync(f, 'utf8')) as ArmResult);
 const f4 = (x: number) => x.toFixed(4);
-const ownLook = (r: ArmResult) => (r.arm === 'plain' ? 'railway' : 'robust look (mixed, 5 fonts)');
-const test = (r: ArmResult, name: string) => r.tests.find((x) => x.name === name)!;
-/** Points of accuracy the arm loses on test set `name` against its own look. */
-const lossPts = (r: ArmResult, name: string, key: 'seq_acc' | 'char_acc') => (test(r, ownLook(r))[key] - test(r, name)[key]) * 100;
+const test = (r: ArmResult, name: string) => r.tests.find((x) => x.name === name);
+/** Points of accuracy the arm loses on test set `name` against its own look (undefined: not scored there). */
+const lossPts = (r: ArmResult, name: string, key: 'seq_acc' | 'char_acc') => {
+  const own = test(r, ARMS[r.arm].own);
+  const x = test(r, name);
+  return own && x ? (own[key] - x[key]) * 100 : undefined;
+};
+const pts = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(1));
+/** A cell: the accuracy and, in brackets, the points lost against the arm's own look (* never trained on). */
+const cell = (r: ArmResult, t: (typeof TESTS)[number], key: 'seq_acc' | 'char_acc') => {
+  const x = test(r, t.name);
+  if (!x) return '—';
+  return `${f4(x[key])} (${pts(lossPts(r, t.name, key))}${t.unseen.includes(r.arm) ? '*' : ''})`;
+};
+const look = (l: Look) => `${l.style} in ${l.letterCase ?? 'lower'} case, fonts ${l.fonts ? l.fonts.join(', ') : 'serif, mono (the default)'}`;
 writeResults({
   name: 'robustness',
   title: 'Sequence accuracy on looks a model never trained on',
   ...started,
-  status: (done.length === 2 ? 'complete: both arms' : `partial: ${done.map((r) => r.arm).join(', ')} only`) + (a.page ? ' (page rewritten with --page; each arm\'s command and minutes below)' : ''),
+  status: (done.length === ARM_NAMES.length ? 'complete: every arm' : `partial: ${done.map((r) => r.arm).join(', ')} only`) + (a.page ? ' (page rewritten with --page; each arm\'s command and minutes below)' : ''),
   markdown: [
-    `Two arms, the same settings and CPU budget: **${done[0].budget_min} CPU minutes each**${done[0].budget_min < 60 ? ' (a small budget: the accuracy recipe needs about 70 for 0.97)' : ''}, ` +
+    `${done.length} arms, the same settings and CPU budget: **${done.map((r) => r.budget_min).join(' / ')} CPU minutes**${done.some((r) => r.budget_min < 60) ? ' (under 60 is a small budget: the accuracy recipe needs about 70 for 0.97)' : ''}, ` +
       `${done[0].images.train} training images, width ${done[0].params.width}, kernel 3x5, batch 8, lr 0.003 with a half cosine over the GRU phase, ` +
       `up to ${done[0].params.pretrain_epochs} pretrain + ${done[0].params.gru_epochs} GRU epochs, precise_bn ${done[0].params.precise_bn}; ` +
-      `test sets of ${done[0].images.test} images (seed 303). plain trains on railway as drawn by default; robust on railway in mixed case and fonts ${TRAINED_FONTS.join(', ')}, ` +
-      `with augmentation ${Object.entries(AUGMENT).map(([k, v]) => `${k} ${v}`).join(', ')}. ` +
-      'Loss = accuracy on the arm\'s own look minus on the test set, in points (seq: sequence accuracy, the goal\'s measure; char: character accuracy). ' +
-      '* marks a look the arm never trained on (robust\'s mixed case holds capitals, so all-capital images are not counted as unseen for it).',
+      `test sets of ${done[0].images.test} images (seed 303). Augmentation, where an arm has it: ${Object.entries(AUGMENT).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    '',
+    ...done.map((r) => `- ${r.arm}: ${look(r.look)}; ${Object.keys(ARMS[r.arm].augment).length ? 'with' : 'no'} augmentation.`),
+    '',
+    'Each cell: accuracy (points lost against the arm\'s own look; seq: sequence accuracy, the goal\'s measure; char: character accuracy). ' +
+      '* marks a look the arm never trained on (a mixed-case arm has seen capitals, so all-capital images are not counted as unseen for it). ' +
+      '— : not scored (an arm from an earlier run whose model was not kept, on a look added since).',
     '',
     markdownTable(
-      ['test set', ...done.flatMap((r) => [`${r.arm} seq`, `${r.arm} char`, `${r.arm} loss seq / char (pts)`])],
-      TESTS.map((t) => [
-        t.name,
-        ...done.flatMap((r) => {
-          const x = test(r, t.name);
-          const mark = t.unseen.includes(r.arm) ? '*' : '';
-          return [f4(x.seq_acc), f4(x.char_acc), `${lossPts(r, t.name, 'seq_acc').toFixed(1)} / ${lossPts(r, t.name, 'char_acc').toFixed(1)}${mark}`];
-        }),
-      ]),
+      ['test set', ...done.flatMap((r) => [`${r.arm} seq`, `${r.arm} char`])],
+      TESTS.map((t) => [t.name, ...done.flatMap((r) => [cell(r, t, 'seq_acc'), cell(r, t, 'char_acc')])]),
     ),
     '',
     ...done.map((r) => {
       const losses = TESTS.filter((t) => t.unseen.includes(r.arm)).map((t) => ({ name: t.name, pts: lossPts(r, t.name, 'seq_acc') }));
       return `Goal (at most 5 points of sequence accuracy lost on a look never trained on), ${r.arm}: ` +
-        losses.map((l) => `${l.name} ${l.pts.toFixed(1)} (${l.pts <= 5 ? 'met' : 'not met'})`).join('; ') + '.';
+        losses.map((l) => `${l.name} ${pts(l.pts)} (${l.pts === undefined ? 'not scored' : l.pts <= 5 ? 'met' : 'not met'})`).join('; ') + '.';
     }),
     '',
     ...done.map((r) => `${r.arm} (\`${r.command}\`): ${r.cpu_min.toFixed(1)} CPU min, ${r.wall_min.toFixed(1)} wall min, backend ${r.backend}, kept ${r.kept.phase} epoch ${r.kept.epoch + 1} (val seq ${f4(r.kept.val_seq_acc)}); ` +

@@ -353,7 +353,10 @@ const EarlyTerminateSchema = z.preprocess(
 // The train block.
 
 /** The generator's font names (data/generate/fonts.ts FONT_NAMES; a test keeps the two equal). */
-export const GENERATOR_FONTS = ['serif', 'mono', 'sans', 'noto-serif', 'open-sans', 'plex-mono', 'roboto-slab'] as const;
+export const GENERATOR_FONTS = [
+  'serif', 'mono', 'sans', 'noto-serif', 'open-sans', 'plex-mono', 'roboto-slab',
+  'merriweather', 'pt-serif', 'libre-baskerville', 'lato', 'ubuntu', 'montserrat', 'source-code-pro', 'fira-mono', 'zilla-slab',
+] as const;
 
 const FONTS_EXPECTED = `all, or a list of fonts from: ${GENERATOR_FONTS.join(', ')}`;
 /** `all` or a non-empty list of known font names, each problem told with its place. */

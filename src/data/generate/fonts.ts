@@ -20,6 +20,16 @@ export const FONTS = {
   'open-sans': { alias: 'SweepCaptchaOpenSans', pkg: '@fontsource/open-sans', file: 'open-sans-latin-700-normal.woff2' },
   'plex-mono': { alias: 'SweepCaptchaPlexMono', pkg: '@fontsource/ibm-plex-mono', file: 'ibm-plex-mono-latin-700-normal.woff2' },
   'roboto-slab': { alias: 'SweepCaptchaRobotoSlab', pkg: '@fontsource/roboto-slab', file: 'roboto-slab-latin-700-normal.woff2' },
+  /** More faces for training on many looks: three serifs, three sans, two monospace and a slab serif. */
+  merriweather: { alias: 'SweepCaptchaMerriweather', pkg: '@fontsource/merriweather', file: 'merriweather-latin-700-normal.woff2' },
+  'pt-serif': { alias: 'SweepCaptchaPtSerif', pkg: '@fontsource/pt-serif', file: 'pt-serif-latin-700-normal.woff2' },
+  'libre-baskerville': { alias: 'SweepCaptchaLibreBaskerville', pkg: '@fontsource/libre-baskerville', file: 'libre-baskerville-latin-700-normal.woff2' },
+  lato: { alias: 'SweepCaptchaLato', pkg: '@fontsource/lato', file: 'lato-latin-700-normal.woff2' },
+  ubuntu: { alias: 'SweepCaptchaUbuntu', pkg: '@fontsource/ubuntu', file: 'ubuntu-latin-700-normal.woff2' },
+  montserrat: { alias: 'SweepCaptchaMontserrat', pkg: '@fontsource/montserrat', file: 'montserrat-latin-700-normal.woff2' },
+  'source-code-pro': { alias: 'SweepCaptchaSourceCodePro', pkg: '@fontsource/source-code-pro', file: 'source-code-pro-latin-700-normal.woff2' },
+  'fira-mono': { alias: 'SweepCaptchaFiraMono', pkg: '@fontsource/fira-mono', file: 'fira-mono-latin-700-normal.woff2' },
+  'zilla-slab': { alias: 'SweepCaptchaZillaSlab', pkg: '@fontsource/zilla-slab', file: 'zilla-slab-latin-700-normal.woff2' },
 } as const;
 
 export type FontName = keyof typeof FONTS;
