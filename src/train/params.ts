@@ -62,6 +62,7 @@ export const TRAINER_PARAMS = {
   aug_color: { min: 0, max: 1, maxExclusive: true, default: 0, expected: 'a number in [0, 1)', doc: 'augmentation: a gain of 1 +- aug_color per colour channel', omitAtDefault: true },
   aug_noise: { min: 0, max: 0.5, default: 0, expected: 'a number in [0, 0.5]', doc: 'augmentation: Gaussian noise, standard deviation up to aug_noise of full scale (uniform per image)', omitAtDefault: true },
   aug_jpeg: { min: 0, max: 1, default: 0, expected: 'a probability in [0, 1]', doc: 'augmentation: share of images re-encoded as JPEG at a quality from 30 to 90', omitAtDefault: true },
+  aug_after: { integer: true, min: 0, default: 0, expected: 'an integer >= 0', doc: 'augmentation starts after this many epochs of the trial, pretrain epochs (as configured) counted first: 0 = from the start, pretrain_epochs = clean pretraining, augmented GRU phase', omitAtDefault: true },
 } as const satisfies Record<string, TrainerParam>;
 
 /** The augmentation hyperparameters, in the order data/augment.ts draws them. */
@@ -72,6 +73,17 @@ export type AugmentSpec = Record<(typeof AUGMENT_PARAMS)[number], number>;
 export function augmentSpec(params: Partial<Record<string, unknown>>): AugmentSpec | null {
   const spec = Object.fromEntries(AUGMENT_PARAMS.map((k) => [k, Number(params[k] ?? 0)])) as AugmentSpec;
   return AUGMENT_PARAMS.some((k) => spec[k] !== 0) ? spec : null;
+}
+
+/**
+ * What a training epoch augments with: the trial's augmentation once `aug_after` epochs of the
+ * trial are behind it (pretrain epochs as configured, then GRU epochs), else null (clean images).
+ * A curriculum: data as varied as many fonts plus every augmentation can hold a model at chance
+ * from the first step; a few clean epochs give it features to start from.
+ */
+export function epochAugment(params: Partial<Record<string, unknown>>, phase: 'pretrain' | 'gru', epoch: number): AugmentSpec | null {
+  const index = (phase === 'gru' ? Number(params.pretrain_epochs ?? 0) : 0) + epoch;
+  return index >= Number(params.aug_after ?? 0) ? augmentSpec(params) : null;
 }
 
 export type TrainerParamName = keyof typeof TRAINER_PARAMS;

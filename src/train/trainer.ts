@@ -17,7 +17,7 @@ import { tfl } from './tf.ts';
 import { registerFileRouter } from './io.ts';
 import { buildGruModel, buildPretrainModel, copyTrunkWeights, isTrunkLayer, l2Penalty, tfSeed, type ModelSpec } from './model.ts';
 import { betterEpoch } from './best-epoch.ts';
-import { augmentSpec, type TrainParams } from './params.ts';
+import { epochAugment, type TrainParams } from './params.ts';
 import { checkpointName, Checkpoints, freshState } from './checkpoint.ts';
 import { diskWaitSeconds, writeDurably } from './durable-write.ts';
 import { writeOutputs } from './outputs.ts';
@@ -253,8 +253,6 @@ class TrainingRun {
     const trunkVars = trainable.filter((w) => trunkNames.has(w.name)).map((w) => w.read() as tf.Variable);
     const dropouts = dropoutLayers(model);
     const batchesPerEpoch = Math.floor(data.train.size / params.batch_size) || 1;
-    // Training batches only: precise_bn, validation and test see the images as they are.
-    const augment = augmentSpec(params);
 
     events?.phaseStart?.(phase, epochs, this.state.epoch);
     for (let epoch = this.state.epoch; epoch < epochs; epoch++) {
@@ -271,6 +269,8 @@ class TrainingRun {
       let seqs = 0;
       let batch = 0;
       const dropRemainder = data.train.size >= params.batch_size;
+      // Training batches only: precise_bn, validation and test see the images as they are.
+      const augment = epochAugment(params, phase, epoch);
       for await (const b of data.train.batches({ batchSize: params.batch_size, shuffle: true, seed: params.seed * 2 + (phase === 'gru' ? 1 : 0), epoch, dropRemainder, augment })) {
         seedDropout(dropouts, params.seed, phase, this.state.step);
         if (anneal) setLearningRate(optimizer, stepLearningRate(params, phase, epoch, batch, epochs, batchesPerEpoch));

@@ -8,7 +8,7 @@ import { DEFAULT_LABEL_SPEC } from '../../src/data/charset.ts';
 import { loadDataset, type Dataset } from '../../src/data/dataset.ts';
 import { closeDecodePools } from '../../src/data/decode-pool.ts';
 import { generateDataset } from '../../src/data/generate/index.ts';
-import { AUGMENT_PARAMS, augmentSpec, paramProblem, resolveParams, TRAINER_PARAMS, type AugmentSpec } from '../../src/train/params.ts';
+import { AUGMENT_PARAMS, augmentSpec, epochAugment, paramProblem, resolveParams, TRAINER_PARAMS, type AugmentSpec } from '../../src/train/params.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const OFF: AugmentSpec = { aug_rotate: 0, aug_shear: 0, aug_scale: 0, aug_shift: 0, aug_contrast: 0, aug_color: 0, aug_noise: 0, aug_jpeg: 0 };
@@ -149,6 +149,17 @@ describe('augmentation parameters', () => {
     }
     expect(augmentSpec(resolveParams({}))).toBeNull();
     expect(augmentSpec(resolveParams({ aug_noise: 0.05 }))).toEqual({ ...OFF, aug_noise: 0.05 });
+  });
+
+  it('aug_after counts the trial\'s epochs, pretrain (as configured) first', () => {
+    const p = resolveParams({ aug_noise: 0.05, aug_after: 3, pretrain_epochs: 2 });
+    expect(TRAINER_PARAMS.aug_after).toMatchObject({ default: 0, omitAtDefault: true });
+    expect([0, 1].map((e) => epochAugment(p, 'pretrain', e))).toEqual([null, null]);
+    expect(epochAugment(p, 'gru', 0)).toBeNull();
+    expect(epochAugment(p, 'gru', 1)).toEqual({ ...OFF, aug_noise: 0.05 });
+    expect(epochAugment(resolveParams({ aug_noise: 0.05 }), 'pretrain', 0)).toEqual({ ...OFF, aug_noise: 0.05 });
+    expect(epochAugment(resolveParams({ aug_after: 0 }), 'gru', 4)).toBeNull();
+    expect(paramProblem('aug_after', 1.5)).toMatch(/^aug_after must be an integer >= 0/);
   });
 
   it.each([

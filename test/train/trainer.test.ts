@@ -142,6 +142,15 @@ describe('trainer', () => {
   let constantRun: Promise<EpochMetrics[]> | undefined;
   const constantTwoByTwo = () => (constantRun ??= twoByTwo({}, 'constant'));
 
+  it('aug_after: clean images for the first epochs, augmented ones after', async () => {
+    const aug = { aug_rotate: 5, aug_shift: 2, aug_noise: 0.03 };
+    const later = await twoByTwo({ ...aug, aug_after: 2 }, 'aug-after');
+    const constant = await constantTwoByTwo();
+    // Both pretrain epochs saw the images as they are: the same steps as no augmentation at all.
+    expect(stable(later.slice(0, 2))).toEqual(stable(constant.slice(0, 2)));
+    expect(later[2].loss).not.toBe(constant[2].loss);
+  });
+
   it('decays the learning rate every epoch of each phase, and logs it', async () => {
     const decayed = await twoByTwo({ lr_decay: 0.25 }, 'decayed');
     const constant = await constantTwoByTwo();
