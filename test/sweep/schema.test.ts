@@ -138,6 +138,7 @@ describe('valid files', () => {
       aug_color: 0,
       aug_noise: 0,
       aug_jpeg: 0,
+      aug_after: 0,
     });
   });
 
@@ -488,7 +489,7 @@ describe('parameter names the trainer does not know', () => {
     const all = forTrainer(lines('method: grid', 'parameters:', '  dropuot: {values: [0.1, 0.3]}', '  kernel_size: {values: [3]}'));
     expect(all).toHaveLength(1);
     expect(all[0]).toMatchObject({ file: FILE, path: 'parameters.dropuot', line: 3, column: 3 });
-    expect(all[0].message).toMatch(/^unknown parameter `dropuot`; did you mean `dropout`\? The trainer takes: kernel_size, kernel_width, .*, seed, aug_rotate, .*, aug_jpeg; /);
+    expect(all[0].message).toMatch(/^unknown parameter `dropuot`; did you mean `dropout`\? The trainer takes: kernel_size, kernel_width, .*, seed, aug_rotate, .*, aug_jpeg, aug_after; /);
     expect(all[0].message).toContain('a value kept for the sweep\'s own bookkeeping goes under a name starting with x_');
   });
 
