@@ -78,12 +78,14 @@ function summary(arm: Arm) {
   const file = join(armDir(arm), 'curve.json');
   const rows: Row[] = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { rows: Row[] }).rows : [];
   const best = rows.reduce<Row | null>((b, r) => ((r.test_seq_acc ?? -1) > (b?.test_seq_acc ?? -1) ? r : b), null);
+  // The fair comparison: the best of the epochs that ended inside the budget (an arm's last epoch may pass it).
+  const inBudget = rows.filter((r) => r.cpu_min <= Number(a['budget-min'])).reduce<Row | null>((b, r) => ((r.test_seq_acc ?? -1) > (b?.test_seq_acc ?? -1) ? r : b), null);
   const last = rows.at(-1);
   // Images trained per CPU second of the whole process (validation, test and precise BatchNorm
   // passes included): unlike images_per_s, not slowed by other load on the machine.
   const perCpuS = last ? (rows.length * Number(a.train)) / (last.cpu_min * 60) : 0;
   const macs = forwardMacs({ ...DEFAULT_PARAMS, width: 0.125, kernel_size: arm.kernel, kernel_width: arm.kernelWidth, padding: arm.padding, height: 60, imageWidth: 200, length: 6, classes: 36 });
-  return { arm: arm.name, padding: arm.padding, mmacs: macs / 1e6, epochs: rows.length, cpuMin: last?.cpu_min ?? 0, imagesPerCpuS: perCpuS, best, last, rows };
+  return { arm: arm.name, padding: arm.padding, mmacs: macs / 1e6, epochs: rows.length, cpuMin: last?.cpu_min ?? 0, imagesPerCpuS: perCpuS, best, inBudget, last, rows };
 }
 
 function page(status: string): void {
@@ -103,8 +105,8 @@ function page(status: string): void {
         'images against the process\'s CPU time, evaluation included.',
       '',
       markdownTable(
-        ['kernel', 'padding', 'MMAC/image', 'training images per CPU s', 'epochs', 'CPU min', 'best test seq', 'at CPU min', 'test char there', 'last test seq'],
-        arms.map((s) => [s.arm, s.padding, s.mmacs.toFixed(0), s.imagesPerCpuS.toFixed(1), s.epochs, s.cpuMin.toFixed(1), f4(s.best?.test_seq_acc), s.best ? s.best.cpu_min.toFixed(1) : '-', f4(s.best?.test_char_acc), f4(s.last?.test_seq_acc)]),
+        ['kernel', 'padding', 'MMAC/image', 'training images per CPU s', 'epochs', 'CPU min', 'best test seq', 'at CPU min', 'test char there', 'best test seq within the budget', 'last test seq'],
+        arms.map((s) => [s.arm, s.padding, s.mmacs.toFixed(0), s.imagesPerCpuS.toFixed(1), s.epochs, s.cpuMin.toFixed(1), f4(s.best?.test_seq_acc), s.best ? s.best.cpu_min.toFixed(1) : '-', f4(s.best?.test_char_acc), s.inBudget ? `${f4(s.inBudget.test_seq_acc)} (${s.inBudget.cpu_min.toFixed(1)} min)` : '-', f4(s.last?.test_seq_acc)]),
       ),
     ].join('\n'),
     data: { budgetCpuMin: Number(a['budget-min']), train: Number(a.train), pretrain: Number(a.pretrain), gru: Number(a.gru), arms },
@@ -132,5 +134,5 @@ await Promise.all(
   }),
 );
 page(failures.length ? `incomplete: ${failures.join('; ')}` : 'complete');
-for (const s of ARMS.map(summary)) console.log(`${s.arm.padEnd(9)} best test seq ${s.best?.test_seq_acc?.toFixed(4) ?? '-'} within ${a['budget-min']} CPU min (${s.epochs} epochs, ${s.imagesPerCpuS.toFixed(1)} training images per CPU s)`);
+for (const s of ARMS.map(summary)) console.log(`${s.arm.padEnd(9)} best test seq ${s.best?.test_seq_acc?.toFixed(4) ?? '-'} at ${s.best?.cpu_min.toFixed(1) ?? '-'} CPU min, ${s.inBudget?.test_seq_acc?.toFixed(4) ?? '-'} within ${a['budget-min']} (${s.epochs} epochs, ${s.imagesPerCpuS.toFixed(1)} training images per CPU s)`);
 if (failures.length) process.exitCode = 1;
