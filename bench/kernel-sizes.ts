@@ -74,12 +74,17 @@ function runArm(arm: Arm): Promise<void> {
 
 interface Row { phase: string; epoch: number; cpu_min: number; wall_min: number; images_per_s: number; test_seq_acc?: number; test_char_acc?: number }
 
+/** The epoch with the highest test sequence accuracy, or null when there is none. */
+function bestOf(rows: Row[]): Row | null {
+  return rows.reduce<Row | null>((b, r) => ((r.test_seq_acc ?? -1) > (b?.test_seq_acc ?? -1) ? r : b), null);
+}
+
 function summary(arm: Arm) {
   const file = join(armDir(arm), 'curve.json');
   const rows: Row[] = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { rows: Row[] }).rows : [];
-  const best = rows.reduce<Row | null>((b, r) => ((r.test_seq_acc ?? -1) > (b?.test_seq_acc ?? -1) ? r : b), null);
+  const best = bestOf(rows);
   // The fair comparison: the best of the epochs that ended inside the budget (an arm's last epoch may pass it).
-  const inBudget = rows.filter((r) => r.cpu_min <= Number(a['budget-min'])).reduce<Row | null>((b, r) => ((r.test_seq_acc ?? -1) > (b?.test_seq_acc ?? -1) ? r : b), null);
+  const inBudget = bestOf(rows.filter((r) => r.cpu_min <= Number(a['budget-min'])));
   const last = rows.at(-1);
   // Images trained per CPU second of the whole process (validation, test and precise BatchNorm
   // passes included): unlike images_per_s, not slowed by other load on the machine.
