@@ -92,10 +92,12 @@ export async function savePredictions(prisma: PrismaClient, trialId: string, set
   await prisma.$transaction(
     async (tx) => {
       for (const s of sets) {
-        await tx.predictionDataset.upsert({
-          where: { id: s.datasetId },
-          create: { id: s.datasetId, size: s.files.length, files: s.files, labels: s.labels },
-          update: {},
+        // Trials of a sweep share their datasets and may finish at the same moment: one
+        // INSERT ... ON CONFLICT DO NOTHING (an upsert reads, then inserts, and two trials
+        // storing the same new dataset at once would both insert).
+        await tx.predictionDataset.createMany({
+          data: [{ id: s.datasetId, size: s.files.length, files: s.files, labels: s.labels }],
+          skipDuplicates: true,
         });
         const row = { datasetId: s.datasetId, length: s.length, classes: s.classes, encoding: 'f16', data: new Uint8Array(encodeProbs(s.probs, s.classes)) as Uint8Array<ArrayBuffer> };
         await tx.trialPredictions.upsert({

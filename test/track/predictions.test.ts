@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backfillPredictions } from '../../src/ensemble/backfill.ts';
 import { openDatabase, type Database } from '../../src/infra/db.ts';
 import { trialDir } from '../../src/infra/artifacts.ts';
-import { PredictionFileError, readPredictionFiles, readTrialPredictions } from '../../src/track/predictions.ts';
+import { PredictionFileError, readPredictionFiles, readTrialPredictions, savePredictions } from '../../src/track/predictions.ts';
 import { writeFileList } from '../../src/train/integrity.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/pg.ts';
 import { setTrial, storeSweep } from '../cli/view-fixtures.ts';
@@ -101,5 +101,22 @@ describe('sweep ensemble backfill', () => {
     const second = await backfillPredictions(db.prisma, s.name, env);
     expect(second.stored.map((x) => x.trialId)).toEqual([s.ids[0]]);
     expect(await db.prisma.trialPredictions.count({ where: { trialId: s.ids[0] } })).toBe(1);
+  });
+
+  it('trials finishing at once store their shared dataset once, and each its own predictions', async () => {
+    const s = await storeSweep(db.prisma, 'shared-dataset', [0.1, 0.2, 0.3, 0.4]);
+    // One client per trial, as workers in their own processes, each storing in its own transaction.
+    const workers = await Promise.all(s.ids.map(() => openDatabase({ env: { DATABASE_URL: pgdb.url } })));
+    try {
+      for (let round = 0; round < 10; round++) {
+        // A dataset no trial has stored yet, every round.
+        const set = { ...readPredictionFiles(writePredictions(path.join(home, 'shared')), 'val'), datasetId: `round-${round}` };
+        await Promise.all(s.ids.map((id, i) => savePredictions(workers[i].prisma, id, [set])));
+        expect(await db.prisma.predictionDataset.count({ where: { id: set.datasetId } })).toBe(1);
+        expect(await db.prisma.trialPredictions.count({ where: { trialId: { in: s.ids }, datasetId: set.datasetId } })).toBe(s.ids.length);
+      }
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+    }
   });
 });
