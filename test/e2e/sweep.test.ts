@@ -2,7 +2,7 @@
  * A whole sweep through the CLI: `sweep launch --workers 2` as a subprocess, real Redis and
  * Postgres, a temporary SWEEP_HOME, two tiny trials.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/infra/redis.ts';
 import { openTrialQueue, pendingJobs } from '../../src/worker/queue.ts';
@@ -44,8 +44,11 @@ describe('sweep launch --workers 2', () => {
     try {
       const trials = await db.prisma.trial.findMany({ include: { artifacts: true } });
       expect(trials).toHaveLength(2);
-      // A second attempt means the first ended in a way the workers' log explains: show it.
-      if (trials.some((tr) => tr.attempts !== 1)) console.error(`trials made more than one attempt; the launch's log:\n${run.stderr}`);
+      // A second attempt means the first ended in a way the workers' logs explain: show them.
+      if (trials.some((tr) => tr.attempts !== 1)) {
+        const logs = (out.outcome.workers as Array<{ log: string }>).map((w) => `--- ${w.log}\n${existsSync(w.log) ? readFileSync(w.log, 'utf8') : '(missing)'}`);
+        console.error(`trials made more than one attempt; the launch's log:\n${run.stderr}\nthe workers' logs:\n${logs.join('\n')}`);
+      }
       for (const trial of trials) {
         expect(trial).toMatchObject({ status: 'finished', attempts: 1, backend: 'wasm', error: null });
         expect(trial.bestMetric).not.toBeNull();
